@@ -1,0 +1,1 @@
+"""Subcommands of `movseg`, one module each (add_arguments, run)."""

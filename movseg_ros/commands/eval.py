@@ -1,0 +1,11 @@
+"""movseg eval (placeholder until implemented in this session)."""
+
+import argparse
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    pass
+
+
+def run(args: argparse.Namespace) -> int:
+    raise SystemExit("movseg eval: not implemented yet")

@@ -1,0 +1,100 @@
+"""Frame -> ClipBuffer -> Segmenter -> Tracker -> FrameOutput, configured in one place."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from movseg_ros.clip_buffer import BufferReset, ClipBuffer
+from movseg_ros.frame import Frame
+from movseg_ros.output import FrameOutput
+from movseg_ros.segmenters.base import Segmenter
+from movseg_ros.segmenters.geometric import GeometricConfig, GeometricSegmenter
+from movseg_ros.tracker import Tracker, TrackerConfig
+
+PIPELINES = ("geometric",)
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Everything that shapes the pipeline; built from YAML or ROS parameters by `from_dict`."""
+
+    pipeline: str = "geometric"
+    buffer_length: int = 8
+    geometric: GeometricConfig = field(default_factory=GeometricConfig)
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+
+    def __post_init__(self) -> None:
+        if self.pipeline not in PIPELINES:
+            raise ValueError(f"pipeline '{self.pipeline}' is not one of {list(PIPELINES)}")
+        if not 2 <= self.buffer_length <= 64:
+            raise ValueError(f"buffer_length must be in [2, 64], got {self.buffer_length}")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "PipelineConfig":
+        """Build from a nested dict ({'tracker': {'alpha_low': 0.7}, ...}); unknown keys are errors."""
+        return _build(cls, d, "")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _build(cls: type, d: dict[str, Any], prefix: str) -> Any:
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in d.items():
+        if key not in fields:
+            raise ValueError(f"unknown setting '{prefix}{key}' (known: {', '.join(sorted(fields))})")
+        sub = fields[key].default_factory if fields[key].default_factory is not dataclasses.MISSING else None
+        if sub is not None and dataclasses.is_dataclass(sub):
+            if not isinstance(value, dict):
+                raise ValueError(f"setting '{prefix}{key}' must be a mapping")
+            kwargs[key] = _build(sub, value, f"{prefix}{key}.")
+        else:
+            kwargs[key] = value
+    return cls(**kwargs)
+
+
+def make_segmenter(config: PipelineConfig) -> Segmenter:
+    """The segmenter named by `config.pipeline`."""
+    if config.pipeline == "geometric":
+        return GeometricSegmenter(config.geometric)
+    raise ValueError(f"pipeline '{config.pipeline}' is not available")
+
+
+class Pipeline:
+    """Runs one stream: push frames in order, get outputs (possibly for earlier frames) back."""
+
+    def __init__(self, config: PipelineConfig = PipelineConfig()) -> None:
+        self.config = config
+        self.buffer = ClipBuffer(config.buffer_length)
+        self.segmenter = make_segmenter(config)
+        self.tracker = Tracker(config.tracker)
+        self.resets: list[BufferReset] = []
+
+    @property
+    def name(self) -> str:
+        return self.segmenter.name
+
+    @property
+    def device(self) -> str:
+        return self.segmenter.device
+
+    @property
+    def latency_frames(self) -> int:
+        return self.segmenter.latency_frames
+
+    def process(self, frame: Frame) -> list[FrameOutput]:
+        """Take the next frame; return the outputs that became ready (one, for online pipelines)."""
+        reset = self.buffer.push(frame)
+        if reset is not None:
+            self.resets.append(reset)
+            self.segmenter.reset()
+            self.tracker.reset()
+        return [self.tracker.update(r) for r in self.segmenter.process(self.buffer)]
+
+    def reset(self) -> None:
+        self.buffer.clear()
+        self.segmenter.reset()
+        self.tracker.reset()

@@ -1,0 +1,1 @@
+"""Segmenters: one per pipeline, all behind the `Segmenter` interface."""

@@ -1,0 +1,58 @@
+"""What every segmenter returns, and the interface the pipeline drives."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from movseg_ros.clip_buffer import ClipBuffer
+from movseg_ros.frame import Frame
+
+
+@dataclass
+class Detection:
+    """One object in one frame: a full-resolution boolean mask, a confidence and a motion flag."""
+
+    mask: np.ndarray
+    score: float
+    moving: bool = True
+
+
+@dataclass
+class MotionContext:
+    """What the tracker needs to carry a stopped object's mask into this frame.
+
+    `homography` maps pixel coordinates of the previous frame to this frame (the camera's
+    ego-motion); images are the full-resolution RGB frames.
+    """
+
+    previous: np.ndarray
+    current: np.ndarray
+    homography: np.ndarray
+
+
+@dataclass
+class SegmenterResult:
+    """The segmenter's answer for one frame."""
+
+    frame: Frame
+    detections: list[Detection] = field(default_factory=list)
+    motion: MotionContext | None = None
+
+
+class Segmenter(Protocol):
+    """Takes the clip buffer after each new frame; returns results for zero or more frames.
+
+    An online segmenter returns the newest frame's result at once (latency_frames == 0); a
+    near-online one returns a clip's frames once the clip is full, `latency_frames` late.
+    """
+
+    name: str
+    latency_frames: int
+    device: str
+
+    def process(self, buffer: ClipBuffer) -> list[SegmenterResult]: ...
+
+    def reset(self) -> None: ...

@@ -1,0 +1,186 @@
+"""The overlap tracker of seed 000 (section 3.4), shared by every pipeline.
+
+Detections under alpha_low are dropped; surviving ones are matched to tracks by Hungarian
+assignment on mask IoU against each track's latest mask; only moving detections over
+alpha_high start tracks; a track unmatched for t_inactive frames ends. A track whose object
+stops moving continues from static evidence: a static detection, or (when the segmenter gives
+the camera's ego-motion) its last mask carried by the ego-motion and confirmed by appearance.
+Static evidence never starts a track.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from movseg_ros.output import FrameOutput, TrackState, TrackStatus, label_map_of
+from movseg_ros.segmenters.base import Detection, MotionContext, SegmenterResult
+
+MAX_TRACK_ID = 65535  # ids are published as uint16 pixels
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    """Tracker thresholds; defaults are seed 000's (alpha_low 0.7, alpha_high 0.9, t_inactive 10)."""
+
+    alpha_low: float = 0.7
+    alpha_high: float = 0.9
+    t_inactive: int = 10
+    min_iou: float = 0.2  # the seed does not state one; below this a pair is no match
+    static_continuation: bool = True
+    static_min_hits: int = 3  # moving sightings before a track may continue as static
+    static_max_diff: float = 12.0  # median grey-level difference that still confirms appearance
+    static_min_area: int = 16  # a carried mask smaller than this (pixels) is not continued
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.alpha_low <= self.alpha_high <= 1.0:
+            raise ValueError(f"need 0 <= alpha_low ({self.alpha_low}) <= alpha_high ({self.alpha_high}) <= 1")
+        if self.t_inactive < 0:
+            raise ValueError(f"t_inactive must be >= 0, got {self.t_inactive}")
+        if not 0.0 < self.min_iou <= 1.0:
+            raise ValueError(f"min_iou must be in (0, 1], got {self.min_iou}")
+
+
+@dataclass
+class _Track:
+    id: int
+    mask: np.ndarray
+    score: float
+    moving: bool
+    start_index: int
+    hits: int = 1
+    moving_hits: int = 1
+    misses: int = 0
+    centre: tuple[float, float] = (0.0, 0.0)
+    stamp_ns: int = 0
+    velocity: tuple[float, float] = (0.0, 0.0)
+    seen_now: bool = True
+    last_box: tuple[int, int, int, int] = (0, 0, 0, 0)
+
+
+def mask_box(mask: np.ndarray) -> tuple[int, int, int, int]:
+    """Tight box (x0, y0, x1, y1), end-exclusive; zeros for an empty mask."""
+    ys = np.flatnonzero(mask.any(axis=1))
+    if ys.size == 0:
+        return (0, 0, 0, 0)
+    xs = np.flatnonzero(mask.any(axis=0))
+    return (int(xs[0]), int(ys[0]), int(xs[-1]) + 1, int(ys[-1]) + 1)
+
+
+def mask_iou_matrix(a: list[np.ndarray], b: list[np.ndarray]) -> np.ndarray:
+    """Pairwise IoU of two lists of same-size boolean masks."""
+    out = np.zeros((len(a), len(b)), np.float64)
+    if not a or not b:
+        return out
+    fa = np.stack([m.ravel() for m in a]).astype(np.float32)
+    fb = np.stack([m.ravel() for m in b]).astype(np.float32)
+    inter = fa @ fb.T
+    union = fa.sum(1)[:, None] + fb.sum(1)[None, :] - inter
+    np.divide(inter, union, out=out, where=union > 0)
+    return out
+
+
+def hungarian_match(iou: np.ndarray, min_iou: float) -> list[tuple[int, int]]:
+    """Maximum-IoU one-to-one assignment, keeping pairs at or over `min_iou`."""
+    if iou.size == 0:
+        return []
+    rows, cols = linear_sum_assignment(-iou)
+    return [(int(r), int(c)) for r, c in zip(rows, cols) if iou[r, c] >= min_iou]
+
+
+def carry_mask(mask: np.ndarray, motion: MotionContext, max_diff: float) -> np.ndarray | None:
+    """The mask moved by the camera's ego-motion, if the image under it still looks the same.
+
+    Appearance check: the previous frame warped by the ego-motion must match the current frame
+    inside the carried mask (median absolute grey difference <= max_diff). A static object
+    passes; an object that moved away, or was occluded, leaves a different image and fails.
+    """
+    h, w = mask.shape
+    moved = cv2.warpPerspective(mask.astype(np.uint8), motion.homography, (w, h), flags=cv2.INTER_NEAREST) > 0
+    if not moved.any():
+        return None
+    prev = cv2.cvtColor(motion.previous, cv2.COLOR_RGB2GRAY)
+    cur = cv2.cvtColor(motion.current, cv2.COLOR_RGB2GRAY)
+    warped = cv2.warpPerspective(prev, motion.homography, (w, h), flags=cv2.INTER_LINEAR)
+    diff = np.abs(cur[moved].astype(np.int16) - warped[moved].astype(np.int16))
+    return moved if float(np.median(diff)) <= max_diff else None
+
+
+class Tracker:
+    """Online tracker: `update` takes one frame's segmenter result and returns its tracks."""
+
+    def __init__(self, config: TrackerConfig = TrackerConfig()) -> None:
+        self.config = config
+        self._tracks: list[_Track] = []
+        self._next_id = 1
+        self._index = 0
+
+    def reset(self) -> None:
+        """Forget every track (a new stream); ids keep counting up."""
+        self._tracks.clear()
+
+    def _new_id(self) -> int:
+        used = {t.id for t in self._tracks}
+        while True:
+            tid = self._next_id
+            self._next_id = 1 if self._next_id >= MAX_TRACK_ID else self._next_id + 1
+            if tid not in used:
+                return tid
+
+    def update(self, result: SegmenterResult) -> FrameOutput:
+        cfg = self.config
+        frame = result.frame
+        dets = [d for d in result.detections if d.score >= cfg.alpha_low]
+        live = self._tracks
+        matches = hungarian_match(mask_iou_matrix([t.mask for t in live], [d.mask for d in dets]), cfg.min_iou)
+        matched_t = {ti for ti, _ in matches}
+        matched_d = {di for _, di in matches}
+        for t in live:
+            t.seen_now = False
+        for ti, di in matches:
+            self._see(live[ti], dets[di], frame.stamp_ns)
+        for ti, t in enumerate(live):
+            if ti in matched_t:
+                continue
+            carried = None
+            if cfg.static_continuation and result.motion is not None and t.moving_hits >= cfg.static_min_hits:
+                carried = carry_mask(t.mask, result.motion, cfg.static_max_diff)
+            if carried is not None and carried.sum() >= cfg.static_min_area:
+                self._see(t, Detection(carried, t.score, moving=False), frame.stamp_ns)
+            else:
+                t.misses += 1
+        self._tracks = [t for t in live if t.misses <= cfg.t_inactive]
+        for di, d in enumerate(dets):
+            if di not in matched_d and d.moving and d.score > cfg.alpha_high:
+                box = mask_box(d.mask)
+                self._tracks.append(
+                    _Track(self._new_id(), d.mask, d.score, True, self._index,
+                           centre=((box[0] + box[2]) / 2, (box[1] + box[3]) / 2),
+                           stamp_ns=frame.stamp_ns, last_box=box)
+                )
+        self._index += 1
+        states = [self._state(t) for t in self._tracks]
+        return FrameOutput(frame, states, label_map_of([s for s in states if s.status == TrackStatus.VISIBLE], frame.size))
+
+    def _see(self, t: _Track, d: Detection, stamp_ns: int) -> None:
+        box = mask_box(d.mask)
+        centre = ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
+        dt = (stamp_ns - t.stamp_ns) * 1e-9
+        if dt > 0:
+            v = ((centre[0] - t.centre[0]) / dt, (centre[1] - t.centre[1]) / dt)
+            t.velocity = (0.5 * t.velocity[0] + 0.5 * v[0], 0.5 * t.velocity[1] + 0.5 * v[1])
+        t.centre, t.stamp_ns, t.last_box = centre, stamp_ns, box
+        t.mask, t.moving, t.misses, t.seen_now = d.mask, d.moving, 0, True
+        t.score = d.score
+        t.hits += 1
+        t.moving_hits += int(d.moving)
+
+    def _state(self, t: _Track) -> TrackState:
+        return TrackState(
+            id=t.id, mask=t.mask if t.seen_now else None, box=t.last_box, score=float(t.score),
+            moving=bool(t.moving and t.seen_now), status=TrackStatus.VISIBLE if t.seen_now else TrackStatus.LOST,
+            age=self._index - t.start_index, hits=t.hits, velocity=t.velocity,
+        )
