@@ -1,11 +1,25 @@
-"""movseg bench (placeholder until implemented in this session)."""
+"""movseg bench: speed, latency and memory measurements that print numbers (and JSON)."""
+
+from __future__ import annotations
 
 import argparse
+import importlib
+
+# target -> (module with add_arguments/run, help)
+TARGETS = {
+    "pipeline": ("movseg_ros.bench.pipeline_bench", "frames/s of flow + segmenter + tracker in one process"),
+    "node": ("movseg_ros.ros.node_bench", "camera-to-/movseg/instances latency and memory of the real node"),
+}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    pass
+    sub = p.add_subparsers(dest="target", metavar="TARGET", required=True)
+    for name, (module_name, help_text) in TARGETS.items():
+        sp = sub.add_parser(name, help=help_text, description=help_text)
+        module = importlib.import_module(module_name)
+        module.add_arguments(sp)
+        sp.set_defaults(_bench=module.run)
 
 
 def run(args: argparse.Namespace) -> int:
-    raise SystemExit("movseg bench: not implemented yet")
+    return int(args._bench(args) or 0)

@@ -21,6 +21,12 @@ class GeometricConfig:
     residual_k: float = 3.0  # residual over k robust sigmas counts as motion evidence
     memory: float = 0.5  # weight of the flow-warped previous probability map
     min_area: float = 0.002  # smallest instance, as a fraction of the image
+    refine_radius: int = 8  # guided-filter radius (work pixels) that snaps masks to image edges; 0 = off
+    refine_eps: float = 0.01  # guided-filter regulariser (image in [0, 1])
+    fb_check: float = 1.0  # forward-backward flow disagreement (px) above which a pixel has no evidence; 0 = off
+    colour_weight: float = 1.0  # weight of the colour model against motion evidence; 0 = off
+    colour_memory: float = 0.7  # how much of last frame's colour histograms is kept
+    colour_reach: int = 24  # colour may add foreground only this close (work pixels) to motion
 
     def __post_init__(self) -> None:
         if not 64 <= self.work_width <= 1920:
@@ -45,6 +51,30 @@ class GeometricSegmenter:
     def reset(self) -> None:
         self._prev_grey: np.ndarray | None = None
         self._prob: np.ndarray | None = None
+        self._hist: tuple[np.ndarray, np.ndarray] | None = None
+
+    def _colour_fuse(self, rgb: np.ndarray, prob: np.ndarray) -> np.ndarray:
+        """Sharpen motion evidence with fg/bg colour histograms learned from the motion itself."""
+        q = ((rgb[..., 0] >> 4).astype(np.int32) << 8) | ((rgb[..., 1] >> 4).astype(np.int32) << 4) | (rgb[..., 2] >> 4)
+        q = q.ravel()
+        p = prob.ravel()
+        fg = np.bincount(q, weights=(p > 0.6) * 1.0, minlength=4096)
+        bg = np.bincount(q, weights=(p < 0.2) * 1.0, minlength=4096)
+        if fg.sum() < 20:
+            return prob
+        fg /= fg.sum(); bg /= max(bg.sum(), 1.0)
+        m = self.config.colour_memory
+        if self._hist is not None:
+            fg = m * self._hist[0] + (1 - m) * fg
+            bg = m * self._hist[1] + (1 - m) * bg
+        self._hist = (fg, bg)
+        lf = fg[q].reshape(prob.shape); lb = bg[q].reshape(prob.shape)
+        colour = (lf + 1e-4) / (lf + lb + 2e-4)
+        near = cv2.dilate((prob > 0.5).astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * self.config.colour_reach + 1,) * 2)) > 0
+        eps = 1e-3
+        lm = np.log((prob + eps) / (1 - prob + eps)); lc = np.log((colour + eps) / (1 - colour + eps))
+        fused = 1 / (1 + np.exp(-(lm + self.config.colour_weight * lc)))
+        return np.where(near, fused, np.minimum(prob, fused)).astype(np.float32)
 
     def process(self, buffer: ClipBuffer) -> list[SegmenterResult]:
         frame = buffer.newest
@@ -64,12 +94,24 @@ class GeometricSegmenter:
         k = self.config.residual_k
         evidence = np.clip((resid / sigma - k) / k, 0.0, 1.0).astype(np.float32)
         gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
+        if self.config.fb_check > 0:
+            back = self.flow.flow_grey(prev, grey)  # previous -> current
+            round_trip = flow + cv2.remap(back, gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR)
+            err = np.linalg.norm(round_trip, axis=-1)
+            tol = self.config.fb_check + 0.05 * np.linalg.norm(flow, axis=-1)
+            evidence = np.where(err > tol, 0.0, evidence).astype(np.float32)
         if self._prob is not None and self.config.memory > 0:
             carried = cv2.remap(self._prob, gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR, borderValue=0)
             prob = (1 - self.config.memory) * evidence + self.config.memory * carried
         else:
             prob = evidence
         self._prob = prob
+        small_rgb = cv2.resize(frame.image, (w, h), interpolation=cv2.INTER_AREA)
+        if self.config.colour_weight > 0:
+            prob = self._colour_fuse(small_rgb, prob)
+        if self.config.refine_radius > 0:
+            small = small_rgb.astype(np.float32) / 255.0
+            prob = cv2.ximgproc.guidedFilter(small, prob, self.config.refine_radius, self.config.refine_eps)
         dets = _instances(prob, (h0, w0), self.config.min_area)
         # homography from previous to current at full resolution, for the tracker's static carry
         s = np.diag([w / w0, h / h0, 1.0])

@@ -1,0 +1,1 @@
+"""The ROS 2 layer: the only part of movseg_ros that imports rclpy."""

@@ -1,0 +1,234 @@
+"""The node's ROS parameters: declared with descriptors and ranges, validated once at start.
+
+Pipeline settings map 1:1 onto PipelineConfig's nested dataclasses as dotted names
+(`geometric.work_width`, `tracker.alpha_low`, ...), generated from `dataclasses.fields()` so a
+new config field becomes a parameter with no change here. Any bad value becomes a
+`ParameterError` naming the parameter and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import re
+from dataclasses import dataclass
+from typing import Any, Union
+
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
+from rclpy.node import Node
+
+from movseg_ros.pipeline import PIPELINES, PipelineConfig
+
+Value = Union[bool, int, float, str, list]
+RELIABILITIES = ("best_effort", "reliable")
+# parameters every rclpy node may receive without declaring them here
+_FOREIGN_PREFIXES = ("use_sim_time", "qos_overrides.", "start_type_description_service")
+_FIELD_COMMENT = re.compile(r"^\s+(\w+)\s*:[^#\n]*=[^#\n]*#\s*(.+)$", re.MULTILINE)
+
+
+class ParameterError(ValueError):
+    """A parameter value the node cannot run with; the message names the parameter."""
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(f"parameter '{name}': {message}")
+        self.name = name
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One parameter: its default (which fixes its type), description and allowed values."""
+
+    name: str
+    default: Value
+    description: str
+    int_range: tuple[int, int] | None = None
+    float_range: tuple[float, float] | None = None
+    choices: tuple[str, ...] | None = None
+    read_only: bool = True
+
+    def descriptor(self) -> ParameterDescriptor:
+        d = ParameterDescriptor(name=self.name, description=self.description, read_only=self.read_only)
+        if self.int_range is not None:
+            d.integer_range = [IntegerRange(from_value=self.int_range[0], to_value=self.int_range[1], step=1)]
+        if self.float_range is not None:
+            d.floating_point_range = [FloatingPointRange(from_value=self.float_range[0], to_value=self.float_range[1], step=0.0)]
+        if self.choices is not None:
+            d.additional_constraints = f"one of: {', '.join(self.choices)}"
+        return d
+
+    def allowed(self) -> str:
+        """Human words for the allowed values."""
+        if self.choices is not None:
+            return f"one of {', '.join(self.choices)}"
+        if self.int_range is not None:
+            return f"an integer in [{self.int_range[0]}, {self.int_range[1]}]"
+        if self.float_range is not None:
+            return f"a double in [{self.float_range[0]}, {self.float_range[1]}]"
+        return f"a {_type_name(self.default)}"
+
+
+@dataclass(frozen=True)
+class NodeSettings:
+    """Everything the node reads from its parameters, validated."""
+
+    pipeline: PipelineConfig
+    queue_size: int = 2
+    reliability: str = "best_effort"
+    depth: int = 5
+    use_compressed: bool = False
+    publish_overlay: bool = True
+    diagnostics_period: float = 1.0
+
+
+def node_specs() -> list[ParamSpec]:
+    """Every parameter of the node, node-level ones first, then the pipeline's."""
+    defaults = PipelineConfig()
+    node_level = [
+        ParamSpec("pipeline", defaults.pipeline, "Segmentation pipeline to run.", choices=tuple(PIPELINES)),
+        ParamSpec("buffer_length", defaults.buffer_length,
+                  "Frames kept in the clip buffer (history the segmenter can look at).", int_range=(2, 64)),
+        ParamSpec("queue_size", 2, "Input frames waiting for the worker; when full the oldest is dropped.",
+                  int_range=(1, 100)),
+        ParamSpec("qos.reliability", "best_effort",
+                  "Input subscription reliability: best_effort (sensor data) or reliable.", choices=RELIABILITIES),
+        ParamSpec("qos.depth", 5, "Input subscription history depth (keep last).", int_range=(1, 100)),
+        ParamSpec("use_compressed", False, "Also subscribe to image/compressed (jpeg/png)."),
+        ParamSpec("publish_overlay", True,
+                  "Publish /movseg/overlay (built only while someone subscribes).", read_only=False),
+        ParamSpec("diagnostics_period", 1.0, "Seconds between /diagnostics messages.",
+                  float_range=(0.1, 60.0), read_only=False),
+    ]
+    known = {s.name for s in node_level}
+    return node_level + [s for s in _dataclass_specs(PipelineConfig, defaults, "") if s.name not in known]
+
+
+def _dataclass_specs(cls: type, instance: Any, prefix: str) -> list[ParamSpec]:
+    """One spec per leaf field of a (nested) config dataclass, typed by its default value."""
+    specs = []
+    comments = _field_comments(cls)
+    for f in dataclasses.fields(cls):
+        value = getattr(instance, f.name)
+        name = prefix + f.name
+        if dataclasses.is_dataclass(value):
+            specs += _dataclass_specs(type(value), value, name + ".")
+            continue
+        if isinstance(value, tuple):
+            value = list(value)
+        if str(f.type) == "float" and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        help_text = (f.metadata.get("help") if f.metadata else None) or comments.get(f.name)
+        description = f"{help_text} ({cls.__name__}.{f.name})" if help_text else f"{cls.__name__}.{f.name} (see {cls.__module__})."
+        specs.append(ParamSpec(name, value, description))
+    return specs
+
+
+def _field_comments(cls: type) -> dict[str, str]:
+    """Trailing `# comments` of a dataclass's fields in its source: the parameters' descriptions."""
+    try:
+        source = inspect.getsource(cls)
+    except (OSError, TypeError):
+        return {}
+    return {m.group(1): m.group(2).strip() for m in _FIELD_COMMENT.finditer(source)}
+
+
+def declare(node: Node, specs: list[ParamSpec]) -> dict[str, Value]:
+    """Declare every spec on the node; return the values (overrides applied), or raise ParameterError."""
+    values: dict[str, Value] = {}
+    for spec in specs:
+        try:
+            param = node.declare_parameter(spec.name, spec.default, spec.descriptor())
+        except InvalidParameterTypeException:
+            given = _given(node, spec.name)
+            raise ParameterError(spec.name, f"must be {spec.allowed()}, got {given!r} "
+                                            f"({_type_name(given)}){_hint(spec.default, given)}") from None
+        except InvalidParameterValueException:
+            raise ParameterError(spec.name, f"must be {spec.allowed()}, got {_given(node, spec.name)!r}") from None
+        value = param.value
+        if spec.choices is not None and value not in spec.choices:
+            raise ParameterError(spec.name, f"must be {spec.allowed()}, got {value!r}")
+        values[spec.name] = value
+    return values
+
+
+def unknown_overrides(node: Node, specs: list[ParamSpec]) -> list[str]:
+    """Names given to the node (e.g. in the params file) that no spec declares: likely typos."""
+    known = {s.name for s in specs}
+    return sorted(n for n in _overrides(node) if n not in known and not n.startswith(_FOREIGN_PREFIXES))
+
+
+def _overrides(node: Node) -> dict[str, Any]:
+    """The values given at start (params files, -p); rclpy keeps no public list of them."""
+    return getattr(node, "_parameter_overrides", {})
+
+
+def _given(node: Node, name: str) -> Any:
+    override = _overrides(node).get(name)
+    return None if override is None else override.value
+
+
+def pipeline_config(values: dict[str, Value]) -> PipelineConfig:
+    """PipelineConfig.from_dict on the dotted values; its ValueError becomes a ParameterError."""
+    tree: dict[str, Any] = {}
+    pipeline_names = {s.name for s in _dataclass_specs(PipelineConfig, PipelineConfig(), "")}
+    for name, value in values.items():
+        if name not in pipeline_names:
+            continue
+        *groups, leaf = name.split(".")
+        node = tree
+        for g in groups:
+            node = node.setdefault(g, {})
+        node[leaf] = tuple(value) if isinstance(value, list) else value
+    try:
+        return PipelineConfig.from_dict(tree)
+    except (ValueError, TypeError) as e:
+        raise ParameterError(_blame(str(e), tree), str(e)) from None
+
+
+def read_settings(node: Node) -> NodeSettings:
+    """Declare and validate every parameter; the node's whole configuration."""
+    specs = node_specs()
+    values = declare(node, specs)
+    return NodeSettings(
+        pipeline=pipeline_config(values),
+        queue_size=int(values["queue_size"]),
+        reliability=str(values["qos.reliability"]),
+        depth=int(values["qos.depth"]),
+        use_compressed=bool(values["use_compressed"]),
+        publish_overlay=bool(values["publish_overlay"]),
+        diagnostics_period=float(values["diagnostics_period"]),
+    )
+
+
+def _blame(message: str, tree: dict[str, Any]) -> str:
+    """The dotted parameter a config ValueError is about: the first group whose field it names."""
+    for group, sub in tree.items():
+        if isinstance(sub, dict):
+            for leaf in sub:
+                if leaf in message or leaf.replace("_", " ") in message:
+                    try:
+                        PipelineConfig.from_dict({group: sub})
+                    except (ValueError, TypeError):
+                        return f"{group}.{leaf}"
+    for key in tree:
+        if key in message:
+            return key
+    return "pipeline settings"
+
+
+def _type_name(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "double"
+    if isinstance(value, str):
+        return "string"
+    return type(value).__name__
+
+
+def _hint(default: Value, given: Any) -> str:
+    if isinstance(default, float) and isinstance(given, int) and not isinstance(given, bool):
+        return f"; write {float(given)} for a double"
+    return ""

@@ -1,0 +1,247 @@
+"""The `movseg` node: camera images in, instance masks, tracks, overlay and diagnostics out.
+
+The subscription callback only timestamps a message and hands it to a drop-oldest queue; one
+worker thread decodes, runs the pipeline and publishes, so a slow pipeline costs dropped
+frames (counted) rather than a growing backlog or stale outputs.
+Run: `segment_node --ros-args --params-file config/segment.yaml -r image:=/camera/image_raw`.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from typing import Callable, Union
+
+import cv2
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.executors import ExternalShutdownException
+from rclpy.impl.rcutils_logger import RcutilsLogger
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CompressedImage, Image, PointCloud2
+
+from movseg_ros.frame import Frame
+from movseg_ros.output import FrameOutput, TrackState
+from movseg_ros.pipeline import Pipeline
+from movseg_ros.ros.drop_queue import DropOldestQueue
+from movseg_ros.ros.image_codec import (BadImage, decode_compressed, decode_image, encode_image,
+                                        encode_label_map, header_of, stamp_ns_of)
+from movseg_ros.ros.node_stats import NodeStats
+from movseg_ros.ros.parameters import NodeSettings, ParameterError, node_specs, read_settings, unknown_overrides
+from movseg_ros.ros.tracks_msg import tracks_to_cloud
+
+NODE_NAME = "movseg"
+LOG_THROTTLE_S = 5.0
+InputMsg = Union[Image, CompressedImage]
+OverlayFn = Callable[[np.ndarray, np.ndarray, list[TrackState]], np.ndarray]
+
+
+def input_qos(settings: NodeSettings) -> QoSProfile:
+    """Camera subscription: sensor-data style (best effort, keep last) unless configured reliable."""
+    reliability = ReliabilityPolicy.RELIABLE if settings.reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=settings.depth, reliability=reliability,
+                      durability=DurabilityPolicy.VOLATILE)
+
+
+# Outputs: reliable keep-last, so a subscriber keeping up gets every result and a slow one the newest.
+OUTPUT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE,
+                        durability=DurabilityPolicy.VOLATILE)
+
+
+class SegmentNode(Node):
+    """Subscribes `image` (and optionally `image/compressed`); publishes under /movseg and /diagnostics."""
+
+    def __init__(self) -> None:
+        super().__init__(NODE_NAME)
+        try:
+            self.settings = read_settings(self)
+        except ParameterError:
+            self.destroy_node()
+            raise
+        for name in unknown_overrides(self, node_specs()):
+            self.get_logger().warning(f"ignoring unknown parameter '{name}' (typo?)")
+        self.pipeline = Pipeline(self.settings.pipeline)
+        self.stats = NodeStats()
+        self.queue: DropOldestQueue[tuple[InputMsg, float]] = DropOldestQueue(self.settings.queue_size)
+        self._overlay_fn = _overlay_function()
+        self._publish_overlay = self.settings.publish_overlay
+        self._arrivals: dict[int, float] = {}
+        self._index = 0
+        self._loggers: dict[str, RcutilsLogger] = {}
+
+        qos = input_qos(self.settings)
+        self.create_subscription(Image, "image", self._on_image, qos)
+        if self.settings.use_compressed:
+            self.create_subscription(CompressedImage, "image/compressed", self._on_image, qos)
+        self.pub_instances = self.create_publisher(Image, "/movseg/instances", OUTPUT_QOS)
+        self.pub_tracks = self.create_publisher(PointCloud2, "/movseg/tracks", OUTPUT_QOS)
+        self.pub_overlay = self.create_publisher(Image, "/movseg/overlay", OUTPUT_QOS)
+        self.pub_diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", OUTPUT_QOS)
+        self._diag_timer = self.create_timer(self.settings.diagnostics_period, self._publish_diagnostics)
+        self.add_post_set_parameters_callback(self._on_parameters_set)
+
+        self._worker = threading.Thread(target=self._work, name="movseg-worker", daemon=True)
+        self._worker.start()
+        self.get_logger().info(
+            f"pipeline '{self.pipeline.name}' on {self.pipeline.device}; input "
+            f"'{self.resolve_topic_name('image')}' ({self.settings.reliability}, depth {self.settings.depth})"
+            f"{' + compressed' if self.settings.use_compressed else ''}; queue {self.settings.queue_size}"
+        )
+
+    # --- callbacks (thin) -------------------------------------------------------------------
+
+    def _on_image(self, msg: InputMsg) -> None:
+        arrival = time.monotonic()
+        self.stats.on_received(arrival)
+        self.queue.put((msg, arrival))
+
+    def _on_parameters_set(self, params: list[Parameter]) -> None:
+        for p in params:
+            if p.name == "publish_overlay":
+                self._publish_overlay = bool(p.value)
+            elif p.name == "diagnostics_period":
+                self._diag_timer.cancel()
+                self.destroy_timer(self._diag_timer)
+                self._diag_timer = self.create_timer(float(p.value), self._publish_diagnostics)
+
+    def _publish_diagnostics(self) -> None:
+        msg = DiagnosticArray()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.status = [self.stats.status(f"{NODE_NAME}: segmentation", self.pipeline.name, self.pipeline.device,
+                                        self.queue.dropped, len(self.queue))]
+        self.pub_diagnostics.publish(msg)
+
+    # --- worker -----------------------------------------------------------------------------
+
+    def _work(self) -> None:
+        while not self.queue.closed:
+            item = self.queue.get(timeout=0.5)
+            if item is None:
+                continue
+            try:
+                self._handle(*item)
+            except Exception as e:  # noqa: BLE001 - the worker must outlive any one frame
+                if self.queue.closed or not rclpy.ok(context=self.context):
+                    return
+                self._log("publish").error(f"publishing failed: {type(e).__name__}: {e}",
+                                           throttle_duration_sec=LOG_THROTTLE_S)
+
+    def _handle(self, msg: InputMsg, arrival: float) -> None:
+        try:
+            image = decode_compressed(msg) if isinstance(msg, CompressedImage) else decode_image(msg)
+        except BadImage as e:
+            self.stats.on_bad(e.kind)
+            self._log(f"bad_input.{e.kind}").warning(f"skipping bad input ({e.kind}): {e}",
+                                                     throttle_duration_sec=LOG_THROTTLE_S)
+            return
+        frame = Frame(image, stamp_ns_of(msg.header), msg.header.frame_id, self._index)
+        self._index += 1
+        self._arrivals[frame.index] = arrival
+        before = len(self.pipeline.resets)
+        try:
+            outputs = self.pipeline.process(frame)
+        except Exception as e:  # noqa: BLE001 - one bad frame must not stop the stream
+            self.stats.on_failed()
+            self._log("failure").error(f"pipeline failed on frame {frame.index}: {type(e).__name__}: {e}",
+                                       throttle_duration_sec=LOG_THROTTLE_S)
+            return
+        resets = self.pipeline.resets[before:]
+        for r in resets:
+            self._log(f"reset.{r.reason}").warning(f"stream reset ({r.reason}): {r.detail}",
+                                                   throttle_duration_sec=LOG_THROTTLE_S)
+        self.stats.on_processed([r.reason for r in resets])
+        for out in outputs:
+            self._publish(out)
+        if len(self._arrivals) > 1024:  # outputs that never came (near-online pipeline reset)
+            for k in sorted(self._arrivals)[:-64]:
+                del self._arrivals[k]
+
+    def _publish(self, out: FrameOutput) -> None:
+        header = header_of(out.frame.stamp_ns, out.frame.frame_id)
+        self.pub_instances.publish(encode_label_map(out.label_map, header))
+        self.pub_tracks.publish(tracks_to_cloud(out.tracks, header))
+        now = time.monotonic()
+        arrival = self._arrivals.pop(out.frame.index, now)
+        camera_latency = (self.get_clock().now().nanoseconds - out.frame.stamp_ns) * 1e-9
+        self.stats.on_published(now, now - arrival, camera_latency)
+        if self._publish_overlay and self.pub_overlay.get_subscription_count() > 0:
+            overlay = self._overlay_fn(out.frame.image, out.label_map, out.tracks)
+            self.pub_overlay.publish(encode_image(overlay, header, "bgr8"))
+
+    def _log(self, topic: str) -> RcutilsLogger:
+        """A child logger per problem kind, so throttling one kind never hides another."""
+        if topic not in self._loggers:
+            self._loggers[topic] = self.get_logger().get_child(topic)
+        return self._loggers[topic]
+
+    def stop(self, timeout: float = 5.0) -> bool:
+        """Stop the worker; True if it ended within `timeout` seconds."""
+        self.queue.close()
+        self._worker.join(timeout)
+        return not self._worker.is_alive()
+
+
+def _overlay_function() -> OverlayFn:
+    """movseg_ros.overlay.draw_overlay where it exists, else the minimal drawing here."""
+    try:
+        from movseg_ros.overlay import draw_overlay
+    except ImportError:
+        return _draw_overlay_minimal
+    return draw_overlay
+
+
+def _draw_overlay_minimal(image_rgb: np.ndarray, label_map: np.ndarray, tracks: list[TrackState]) -> np.ndarray:
+    """Each visible track's mask tinted in a colour of its id, with the id written at its box."""
+    out = image_rgb.copy()
+    ids = np.unique(label_map[label_map > 0])
+    for tid in ids:
+        colour = _id_colour(int(tid))
+        region = label_map == tid
+        out[region] = (0.5 * out[region] + 0.5 * np.array(colour)).astype(np.uint8)
+    for t in tracks:
+        if t.mask is None:
+            continue
+        colour = _id_colour(t.id)
+        x0, y0, x1, y1 = t.box
+        cv2.rectangle(out, (x0, y0), (x1 - 1, y1 - 1), colour, 2 if t.moving else 1)
+        cv2.putText(out, f"{t.id}{'' if t.moving else ' (static)'}", (x0, max(12, y0 - 4)),
+                    cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1, cv2.LINE_AA)
+    return out
+
+
+def _id_colour(track_id: int) -> tuple[int, int, int]:
+    """A bright, stable colour per id (golden-ratio hue steps)."""
+    hue = int((track_id * 0.618033988749895 % 1.0) * 180)
+    hsv = np.array([[[hue, 220, 255]]], np.uint8)
+    r, g, b = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0]
+    return int(r), int(g), int(b)
+
+
+def main(args: list[str] | None = None) -> int:
+    """Entry point: spin until SIGINT/SIGTERM; exit 2 with one log line on a bad parameter."""
+    rclpy.init(args=args)
+    try:
+        node = SegmentNode()
+    except ParameterError as e:
+        rclpy.logging.get_logger(NODE_NAME).fatal(f"bad parameter, not starting: {e}")
+        rclpy.try_shutdown()
+        return 2
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if not node.stop():
+            node.get_logger().error("worker did not stop within 5 s")
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

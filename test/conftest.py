@@ -1,0 +1,40 @@
+"""Shared fixtures: a per-run ROS domain, rclpy in the test process, the node's environment."""
+
+from __future__ import annotations
+
+import random
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # test helpers import as plain modules
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "ros: integration test with real rclpy nodes in separate processes")
+
+
+@pytest.fixture(scope="session")
+def ros_domain() -> int:
+    """A random ROS_DOMAIN_ID for this test run, so parallel runs on one machine do not meet."""
+    return random.SystemRandom().randint(1, 200)
+
+
+@pytest.fixture(scope="session")
+def node_env(ros_domain: int) -> dict[str, str]:
+    """Environment for node processes: the run's domain, localhost discovery, the SHM profile."""
+    from ros_helpers import ros_env
+
+    return ros_env(ros_domain)
+
+
+@pytest.fixture(scope="session")
+def rclpy_session(ros_domain: int):
+    """rclpy initialised in the test process on the run's domain."""
+    import rclpy
+    from ros_helpers import init_rclpy
+
+    init_rclpy(ros_domain)
+    yield
+    rclpy.try_shutdown()
