@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import cv2
 import numpy as np
@@ -17,7 +18,7 @@ import numpy as np
 _STATIC_AT = (0.20, 0.71)
 _STOPPER_CIRCLE = (0.765, 0.30, 0.045)  # centre x, centre y, radius (fraction of width)
 _MOVER_ELLIPSE = (0.475, 0.525, 0.14, 0.04, 0.62)  # centre x, y; semi-axes (fraction of width); angle (rad)
-_BLOB_HARMONICS = ((2, 0.12), (3, 0.13), (5, 0.04))  # (harmonic, relative amplitude) of the outline
+_BLOB_HARMONICS = ((3, 0.25), (2, 0.06))  # (harmonic, relative amplitude) of the outline
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,7 @@ def make_scene(config: SceneConfig = SceneConfig()) -> Scene:
     cameras = [camera_transform(config, t) for t in range(config.frames)]
     origin, world = _world_canvas(config, cameras)
     sprites = {role: _object_sprite(config, role) for role in ("static", "stopper", "mover")}
-    noise_rng = np.random.default_rng([config.seed, 2])
+    noise = _SensorNoise(np.random.default_rng([config.seed, 2]), config.noise_sigma)
     shift = np.array([[1.0, 0.0, origin[0]], [0.0, 1.0, origin[1]], [0.0, 0.0, 1.0]])
     frames, ids, moving = [], [], []
     for t, cam in enumerate(cameras):
@@ -117,13 +118,25 @@ def make_scene(config: SceneConfig = SceneConfig()) -> Scene:
         for role, (rgb, alpha) in sprites.items():
             position, angle = object_pose(config, role, t)
             _composite(image, id_map, rgb, alpha, cam3 @ _pose_matrix(position, angle, alpha.shape), ROLE_IDS[role])
-        if config.noise_sigma > 0:
-            noise = noise_rng.standard_normal((h, w, 3), dtype=np.float32) * np.float32(config.noise_sigma)
-            image = np.clip(image.astype(np.float32) + noise, 0, 255).astype(np.uint8)
-        frames.append(image)
+        frames.append(noise.add(image))
         ids.append(id_map)
         moving.append({ROLE_IDS[r]: is_moving(config, r, t) for r in ROLE_IDS})
     return Scene(frames=frames, ids=ids, moving=moving, roles=dict(ROLE_IDS), fps=config.fps)
+
+
+class _SensorNoise:
+    """Gaussian pixel noise drawn through a 256-entry quantile table: ~4x faster than normal()."""
+
+    def __init__(self, rng: np.random.Generator, sigma: float) -> None:
+        self.rng = rng
+        quantiles = [NormalDist(0.0, sigma).inv_cdf((k + 0.5) / 256.0) for k in range(256)] if sigma > 0 else [0.0]
+        self.table = np.asarray(quantiles, np.float32)
+
+    def add(self, image: np.ndarray) -> np.ndarray:
+        if self.table.size == 1:
+            return image
+        draws = np.frombuffer(self.rng.bytes(image.size), np.uint8).reshape(image.shape)
+        return cv2.add(image, self.table[draws], dtype=cv2.CV_8U)
 
 
 def _rotation(angle: float) -> np.ndarray:

@@ -67,7 +67,7 @@ def decode_image(msg: Image) -> np.ndarray:
         raise BadImage("truncated", f"data has {data.size} bytes, need step*height = {step}*{h} = {step * h}")
     pixels = data[: step * h].reshape(h, step)[:, :row].reshape(h, w, channels)
     if conversion is None:
-        return np.ascontiguousarray(pixels)
+        return pixels.copy()  # own the pixels: never alias the message buffer
     return cv2.cvtColor(pixels if channels > 1 else pixels[:, :, 0], conversion)
 
 

@@ -65,7 +65,11 @@ class SegmentNode(Node):
             raise
         for name in unknown_overrides(self, node_specs()):
             self.get_logger().warning(f"ignoring unknown parameter '{name}' (typo?)")
-        self.pipeline = Pipeline(self.settings.pipeline)
+        try:
+            self.pipeline = Pipeline(self.settings.pipeline)
+        except (ValueError, OSError) as e:  # e.g. a model file a learned pipeline cannot load
+            self.destroy_node()
+            raise ParameterError("pipeline", f"cannot build pipeline '{self.settings.pipeline.pipeline}': {e}") from None
         self.stats = NodeStats()
         self.queue: DropOldestQueue[tuple[InputMsg, float]] = DropOldestQueue(self.settings.queue_size)
         self._overlay_fn = _overlay_function()

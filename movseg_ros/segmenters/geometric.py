@@ -22,8 +22,9 @@ class GeometricConfig:
     memory: float = 0.5  # weight of the flow-warped previous probability map
     min_area: float = 0.002  # smallest instance, as a fraction of the image
     refine_radius: int = 8  # guided-filter radius (work pixels) that snaps masks to image edges; 0 = off
-    refine_eps: float = 0.01  # guided-filter regulariser (image in [0, 1])
-    fb_check: float = 1.0  # forward-backward flow disagreement (px) above which a pixel has no evidence; 0 = off
+    refine_eps: float = 0.002  # guided-filter regulariser (image in [0, 1])
+    fb_check: float = 0.3  # forward-backward flow disagreement (px) above which a pixel has no evidence; 0 = off
+    fb_relative: float = 0.05  # ... plus this fraction of the flow magnitude
     colour_weight: float = 1.0  # weight of the colour model against motion evidence; 0 = off
     colour_memory: float = 0.7  # how much of last frame's colour histograms is kept
     colour_reach: int = 24  # colour may add foreground only this close (work pixels) to motion
@@ -70,7 +71,7 @@ class GeometricSegmenter:
         self._hist = (fg, bg)
         lf = fg[q].reshape(prob.shape); lb = bg[q].reshape(prob.shape)
         colour = (lf + 1e-4) / (lf + lb + 2e-4)
-        near = cv2.dilate((prob > 0.5).astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * self.config.colour_reach + 1,) * 2)) > 0
+        near = cv2.dilate((prob > 0.5).astype(np.uint8), np.ones((2 * self.config.colour_reach + 1,) * 2, np.uint8)) > 0
         eps = 1e-3
         lm = np.log((prob + eps) / (1 - prob + eps)); lc = np.log((colour + eps) / (1 - colour + eps))
         fused = 1 / (1 + np.exp(-(lm + self.config.colour_weight * lc)))
@@ -89,7 +90,8 @@ class GeometricSegmenter:
             return [SegmenterResult(frame)]
         flow = self.flow.flow_grey(grey, prev)  # current -> previous
         hom_cp, ego = _ego_motion(flow)
-        resid = np.linalg.norm(flow - ego, axis=-1)
+        d = flow - ego
+        resid = cv2.magnitude(d[..., 0], d[..., 1])
         sigma = float(np.median(resid)) * 1.4826 + 0.1
         k = self.config.residual_k
         evidence = np.clip((resid / sigma - k) / k, 0.0, 1.0).astype(np.float32)
@@ -97,8 +99,8 @@ class GeometricSegmenter:
         if self.config.fb_check > 0:
             back = self.flow.flow_grey(prev, grey)  # previous -> current
             round_trip = flow + cv2.remap(back, gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR)
-            err = np.linalg.norm(round_trip, axis=-1)
-            tol = self.config.fb_check + 0.05 * np.linalg.norm(flow, axis=-1)
+            err = cv2.magnitude(round_trip[..., 0], round_trip[..., 1])
+            tol = self.config.fb_check + self.config.fb_relative * cv2.magnitude(flow[..., 0], flow[..., 1])
             evidence = np.where(err > tol, 0.0, evidence).astype(np.float32)
         if self._prob is not None and self.config.memory > 0:
             carried = cv2.remap(self._prob, gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR, borderValue=0)
@@ -110,8 +112,8 @@ class GeometricSegmenter:
         if self.config.colour_weight > 0:
             prob = self._colour_fuse(small_rgb, prob)
         if self.config.refine_radius > 0:
-            small = small_rgb.astype(np.float32) / 255.0
-            prob = cv2.ximgproc.guidedFilter(small, prob, self.config.refine_radius, self.config.refine_eps)
+            guide = cv2.cvtColor(small_rgb, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
+            prob = cv2.ximgproc.guidedFilter(guide, prob, self.config.refine_radius, self.config.refine_eps)
         dets = _instances(prob, (h0, w0), self.config.min_area)
         # homography from previous to current at full resolution, for the tracker's static carry
         s = np.diag([w / w0, h / h0, 1.0])
@@ -145,7 +147,7 @@ def _instances(prob: np.ndarray, full: tuple[int, int], min_area: float) -> list
         if stats[i, cv2.CC_STAT_AREA] < min_area * h * w:
             continue
         region = lab == i
-        score = float(np.clip(0.5 + prob[region].mean(), 0.0, 1.0))
+        score = float(np.percentile(prob[region], 90))
         mask = cv2.resize(region.astype(np.uint8), (full[1], full[0]), interpolation=cv2.INTER_NEAREST) > 0
         dets.append(Detection(mask, score, True))
     return dets

@@ -1,0 +1,109 @@
+"""Offline inputs as streams of Frames: a video file, an image folder or a DAVIS sequence folder."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+
+from movseg_ros.frame import Frame
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+DEFAULT_FPS = 30.0
+
+
+class SourceError(ValueError):
+    """An input that cannot be read; the message names the path or file at fault."""
+
+
+@dataclass(frozen=True)
+class ImageFolderSource:
+    """Sorted still images read one by one; `kind` says whether it is a plain folder or a DAVIS one."""
+
+    name: str
+    kind: str
+    paths: tuple[Path, ...]
+    fps: float
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def frames(self, max_frames: int | None = None) -> Iterator[Frame]:
+        for index, path in enumerate(self.paths[:max_frames]):
+            bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if bgr is None:
+                raise SourceError(f"cannot read image {path}")
+            yield Frame(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), stamp_ns(index, self.fps), index=index)
+
+
+@dataclass(frozen=True)
+class VideoSource:
+    """A video file decoded by OpenCV; stamps follow its frame rate unless one is given."""
+
+    name: str
+    path: Path
+    fps: float
+    count: int  # frame count from the container; may be approximate
+
+    kind = "video"
+
+    def __len__(self) -> int:
+        return self.count
+
+    def frames(self, max_frames: int | None = None) -> Iterator[Frame]:
+        capture = cv2.VideoCapture(str(self.path))
+        if not capture.isOpened():
+            raise SourceError(f"cannot open video {self.path}")
+        try:
+            index = 0
+            while max_frames is None or index < max_frames:
+                ok, bgr = capture.read()
+                if not ok:
+                    break
+                yield Frame(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), stamp_ns(index, self.fps), index=index)
+                index += 1
+        finally:
+            capture.release()
+        if index == 0 and max_frames != 0:
+            raise SourceError(f"video {self.path} has no readable frames")
+
+
+Source = ImageFolderSource | VideoSource
+
+
+def stamp_ns(index: int, fps: float) -> int:
+    """Stamp of frame `index` of a stream starting at 0 and running at `fps`."""
+    return round(index * 1e9 / fps)
+
+
+def open_source(path: str | Path, fps: float | None = None) -> Source:
+    """The source at `path`: a DAVIS sequence (has JPEGImages/), an image folder, or a video file."""
+    path = Path(path)
+    if fps is not None and fps <= 0:
+        raise SourceError(f"fps must be positive, got {fps}")
+    if not path.exists():
+        raise SourceError(f"{path}: no such file or folder")
+    if path.is_dir():
+        davis = (path / "JPEGImages").is_dir()
+        folder = path / "JPEGImages" if davis else path
+        images = tuple(sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=_natural_key))
+        if not images:
+            raise SourceError(f"{folder}: no {'/'.join(IMAGE_SUFFIXES)} images in this folder")
+        return ImageFolderSource(path.name, "davis" if davis else "images", images, fps or DEFAULT_FPS)
+    capture = cv2.VideoCapture(str(path))
+    try:
+        if not capture.isOpened():
+            raise SourceError(f"cannot open video {path} (not a video OpenCV can decode?)")
+        native = capture.get(cv2.CAP_PROP_FPS)
+        count = max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT)))
+    finally:
+        capture.release()
+    return VideoSource(path.stem, path, fps or (native if native > 0 else DEFAULT_FPS), count)
+
+
+def _natural_key(path: Path) -> list[int | str]:
+    """Sort key that puts frame2 before frame10."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path.name)]
