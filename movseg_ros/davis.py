@@ -7,6 +7,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from movseg_ros.frame import Frame
+
 DEFAULT_ROOT = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "davis2016"
 
 
@@ -27,6 +29,10 @@ class DavisSequence:
         if bgr is None:
             raise ValueError(f"cannot read image {self.images[i]}")
         return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+    def frame(self, i: int, stamp_ns: int) -> Frame:
+        """Frame i as a pipeline input."""
+        return Frame(self.image(i), stamp_ns, self.name, i)
 
     def truth(self, i: int) -> np.ndarray:
         """Binary ground truth of frame i (any non-zero label is foreground)."""

@@ -139,7 +139,9 @@ class VideoWriter:
                 self._writer, self._size, self.written = writer, (w, h), target
                 return
             tried.append(f"{fourcc} -> {target}")
-        raise RuntimeError(f"no video writer could open ({'; '.join(tried)}); does the folder exist and is it writable?")
+        raise RuntimeError(
+            f"no video writer could open ({'; '.join(tried)}); does the folder exist and is it writable?"
+        )
 
 
 def write_video(

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterable
 
 from movseg_ros.clip_buffer import BufferReset, ClipBuffer
 from movseg_ros.frame import Frame
 from movseg_ros.output import FrameOutput
-from movseg_ros.segmenters.base import Segmenter
+from movseg_ros.segmenters.base import Segmenter, SegmenterResult
 from movseg_ros.segmenters.geometric import GeometricConfig, GeometricSegmenter
-from movseg_ros.tracker import Tracker, TrackerConfig
+from movseg_ros.tracker import Tracker, TrackerConfig, track_offline
 
 PIPELINES = ("geometric",)
 
@@ -85,14 +85,25 @@ class Pipeline:
     def latency_frames(self) -> int:
         return self.segmenter.latency_frames
 
-    def process(self, frame: Frame) -> list[FrameOutput]:
-        """Take the next frame; return the outputs that became ready (one, for online pipelines)."""
+    def segment(self, frame: Frame) -> list[SegmenterResult]:
+        """Buffer and segment the next frame without tracking; a broken stream resets both stages."""
         reset = self.buffer.push(frame)
         if reset is not None:
             self.resets.append(reset)
             self.segmenter.reset()
             self.tracker.reset()
-        return [self.tracker.update(r) for r in self.segmenter.process(self.buffer)]
+        return self.segmenter.process(self.buffer)
+
+    def process(self, frame: Frame) -> list[FrameOutput]:
+        """Take the next frame; return the outputs that became ready (one, for online pipelines)."""
+        return [self.tracker.update(r) for r in self.segment(frame)]
+
+    def run_offline(self, frames: Iterable[Frame]) -> list[FrameOutput]:
+        """Segment a whole sequence, then track it forward and backward (seed 000's offline mode)."""
+        results: list[SegmenterResult] = []
+        for frame in frames:
+            results.extend(self.segment(frame))
+        return track_offline(results, self.config.tracker)
 
     def reset(self) -> None:
         self.buffer.clear()

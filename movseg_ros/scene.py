@@ -163,7 +163,9 @@ def _pose_matrix(position: np.ndarray, angle: float, sprite_shape: tuple[int, ..
     return out
 
 
-def _composite(image: np.ndarray, id_map: np.ndarray, rgb: np.ndarray, alpha: np.ndarray, m: np.ndarray, oid: int) -> None:
+def _composite(
+    image: np.ndarray, id_map: np.ndarray, rgb: np.ndarray, alpha: np.ndarray, m: np.ndarray, oid: int
+) -> None:
     """Warp a sprite by the 3x3 sprite-to-pixel map m and paint it (colour and id) where it covers."""
     h, w = id_map.shape
     sh, sw = alpha.shape

@@ -24,7 +24,8 @@ class ImageFolderSource:
     """Sorted still images read one by one; `kind` says whether it is a plain folder or a DAVIS one."""
 
     name: str
-    kind: str
+    kind: str  # "images" or "davis"
+    path: Path  # the folder given
     paths: tuple[Path, ...]
     fps: float
 
@@ -92,7 +93,7 @@ def open_source(path: str | Path, fps: float | None = None) -> Source:
         images = tuple(sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=_natural_key))
         if not images:
             raise SourceError(f"{folder}: no {'/'.join(IMAGE_SUFFIXES)} images in this folder")
-        return ImageFolderSource(path.name, "davis" if davis else "images", images, fps or DEFAULT_FPS)
+        return ImageFolderSource(path.name, "davis" if davis else "images", path, images, fps or DEFAULT_FPS)
     capture = cv2.VideoCapture(str(path))
     try:
         if not capture.isOpened():

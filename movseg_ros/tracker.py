@@ -10,7 +10,7 @@ Static evidence never starts a track.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -184,3 +184,60 @@ class Tracker:
             moving=bool(t.moving and t.seen_now), status=TrackStatus.VISIBLE if t.seen_now else TrackStatus.LOST,
             age=self._index - t.start_index, hits=t.hits, velocity=t.velocity,
         )
+
+
+def _reversed_results(results: list[SegmenterResult]) -> list[SegmenterResult]:
+    """The same results in reverse time: each motion context now runs from frame t+1 to t."""
+    out = []
+    n = len(results)
+    for i in range(n - 1, -1, -1):
+        nxt = results[i + 1].motion if i + 1 < n else None
+        motion = None
+        if nxt is not None:
+            motion = MotionContext(nxt.current, nxt.previous, np.linalg.inv(nxt.homography))
+        out.append(SegmenterResult(results[i].frame, results[i].detections, motion))
+    return out
+
+
+def track_offline(results: list[SegmenterResult], config: TrackerConfig = TrackerConfig()) -> list[FrameOutput]:
+    """Forward then backward tracking over a whole sequence (seed 000 on FBMS).
+
+    The backward pass picks objects up before they started moving (in reverse time they stop,
+    and static continuation carries them). Backward tracks are matched to forward ones by mean
+    mask IoU over the frames both see; matched ones take the forward id and fill the frames the
+    forward pass missed; unmatched ones get new ids.
+    """
+    forward = [Tracker(config).update(r) for r in results]
+    back_tracker = Tracker(config)
+    backward = [back_tracker.update(r) for r in _reversed_results(results)][::-1]
+    fwd_ids = sorted({t.id for o in forward for t in o.visible})
+    bwd_ids = sorted({t.id for o in backward for t in o.visible})
+    overlap = np.zeros((len(fwd_ids), len(bwd_ids)))
+    counts = np.zeros_like(overlap)
+    fi = {tid: k for k, tid in enumerate(fwd_ids)}
+    bi = {tid: k for k, tid in enumerate(bwd_ids)}
+    for fo, bo in zip(forward, backward):
+        fv, bv = fo.visible, bo.visible
+        iou = mask_iou_matrix([t.mask for t in fv], [t.mask for t in bv])
+        for a, ft in enumerate(fv):
+            for b, bt in enumerate(bv):
+                overlap[fi[ft.id], bi[bt.id]] += iou[a, b]
+                counts[fi[ft.id], bi[bt.id]] += 1
+    mean_iou = np.divide(overlap, counts, out=np.zeros_like(overlap), where=counts > 0)
+    rename = {bwd_ids[b]: fwd_ids[a] for a, b in hungarian_match(mean_iou, config.min_iou)}
+    next_id = max(fwd_ids, default=0) + 1
+    for tid in bwd_ids:
+        if tid not in rename:
+            rename[tid] = next_id
+            next_id += 1
+    merged = []
+    for fo, bo in zip(forward, backward):
+        have = {t.id for t in fo.visible}
+        tracks = list(fo.visible)
+        for t in bo.visible:
+            new_id = rename[t.id]
+            if new_id not in have:
+                tracks.append(TrackState(new_id, t.mask, t.box, t.score, t.moving, t.status, t.age, t.hits, t.velocity))
+                have.add(new_id)
+        merged.append(FrameOutput(fo.frame, tracks, label_map_of(tracks, fo.frame.size)))
+    return merged

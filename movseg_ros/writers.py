@@ -107,7 +107,9 @@ class EvenSample:
 class OutputFolder:
     """Everything `movseg run` leaves for one sequence: labels/, tracks.json, overlay video, contact sheet."""
 
-    def __init__(self, folder: str | Path, fps: float, meta: dict[str, Any] | None = None, sheet_frames: int = 16) -> None:
+    def __init__(
+        self, folder: str | Path, fps: float, meta: dict[str, Any] | None = None, sheet_frames: int = 16
+    ) -> None:
         self.folder = Path(folder)
         self.labels = self.folder / "labels"
         self.labels.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,6 @@ import cv2
 import numpy as np
 import pytest
 
-from movseg_ros import tracker
 from movseg_ros.commands import run as run_command
 from movseg_ros.commands.run import load_pipeline_config
 from movseg_ros.paths import share_dir
@@ -141,17 +140,9 @@ def test_unreadable_image_names_the_file(frames: list[np.ndarray], tmp_path: Pat
     assert str(folder / "001.png") in capsys.readouterr().err
 
 
-@pytest.mark.skipif(not hasattr(tracker, "track_offline"), reason="movseg_ros.tracker.track_offline not there yet")
 def test_offline_tracking_writes_one_entry_per_frame(image_folder: Path, tmp_path: Path) -> None:
     out = tmp_path / "offline"
     assert movseg_run(image_folder, "--out", out, "--offline", "--max-frames", 10) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["offline"] is True and summary["frames"] == 10
     assert len(json.loads((out / "tracks.json").read_text())["frames"]) == 10
-
-
-@pytest.mark.skipif(hasattr(tracker, "track_offline"), reason="track_offline exists; the test above covers --offline")
-def test_offline_without_tracker_support_fails_before_writing(image_folder: Path, tmp_path: Path, capsys) -> None:
-    out = tmp_path / "offline"
-    assert movseg_run(image_folder, "--out", out, "--offline") == 2
-    assert "track_offline" in capsys.readouterr().err and not out.exists()

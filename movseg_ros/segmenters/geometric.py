@@ -21,8 +21,10 @@ class GeometricConfig:
     residual_k: float = 3.0  # residual over k robust sigmas counts as motion evidence
     memory: float = 0.5  # weight of the flow-warped previous probability map
     min_area: float = 0.002  # smallest instance, as a fraction of the image
+    split_min_px: float = 2.0  # a region splits when its residual motions form clusters this far apart (work px); 0 = off
     refine_radius: int = 8  # guided-filter radius (work pixels) that snaps masks to image edges; 0 = off
     refine_eps: float = 0.002  # guided-filter regulariser (image in [0, 1])
+    check_preset: str = "medium"  # DIS preset of the backward flow used only for the consistency check
     fb_check: float = 0.3  # forward-backward flow disagreement (px) above which a pixel has no evidence; 0 = off
     fb_relative: float = 0.05  # ... plus this fraction of the flow magnitude
     colour_weight: float = 1.0  # weight of the colour model against motion evidence; 0 = off
@@ -33,6 +35,7 @@ class GeometricConfig:
         if not 64 <= self.work_width <= 1920:
             raise ValueError(f"work_width must be in [64, 1920], got {self.work_width}")
         DISFlowConfig(preset=self.flow_preset)
+        DISFlowConfig(preset=self.check_preset)
         if not 0.0 <= self.memory < 1.0:
             raise ValueError(f"memory must be in [0, 1), got {self.memory}")
 
@@ -47,6 +50,7 @@ class GeometricSegmenter:
     def __init__(self, config: GeometricConfig = GeometricConfig()) -> None:
         self.config = config
         self.flow = DISFlow(DISFlowConfig(preset=config.flow_preset, scale=1.0))
+        self.check_flow = DISFlow(DISFlowConfig(preset=config.check_preset, scale=1.0))
         self.reset()
 
     def reset(self) -> None:
@@ -97,7 +101,7 @@ class GeometricSegmenter:
         evidence = np.clip((resid / sigma - k) / k, 0.0, 1.0).astype(np.float32)
         gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
         if self.config.fb_check > 0:
-            back = self.flow.flow_grey(prev, grey)  # previous -> current
+            back = self.check_flow.flow_grey(prev, grey)  # previous -> current
             round_trip = flow + cv2.remap(back, gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR)
             err = cv2.magnitude(round_trip[..., 0], round_trip[..., 1])
             tol = self.config.fb_check + self.config.fb_relative * cv2.magnitude(flow[..., 0], flow[..., 1])
@@ -114,7 +118,7 @@ class GeometricSegmenter:
         if self.config.refine_radius > 0:
             guide = cv2.cvtColor(small_rgb, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
             prob = cv2.ximgproc.guidedFilter(guide, prob, self.config.refine_radius, self.config.refine_eps)
-        dets = _instances(prob, (h0, w0), self.config.min_area)
+        dets = _instances(prob, d, (h0, w0), self.config)
         # homography from previous to current at full resolution, for the tracker's static carry
         s = np.diag([w / w0, h / h0, 1.0])
         hom_pc_full = np.linalg.inv(s) @ np.linalg.inv(hom_cp) @ s
@@ -136,18 +140,61 @@ def _ego_motion(flow: np.ndarray, step: int = 8) -> tuple[np.ndarray, np.ndarray
     return hom, ego
 
 
-def _instances(prob: np.ndarray, full: tuple[int, int], min_area: float) -> list[Detection]:
-    """Connected regions of prob > 0.5, each a detection scored by its mean probability."""
+def _instances(prob: np.ndarray, resid: np.ndarray, full: tuple[int, int], cfg: GeometricConfig) -> list[Detection]:
+    """Regions of prob > 0.5, split where their residual motions differ, as full-size detections.
+
+    The score is the 90th percentile of the probability inside the region: a real mover has a
+    confident core; noise barely clears 0.5.
+    """
     m = (prob > 0.5).astype(np.uint8)
     m = cv2.morphologyEx(m, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
     n, lab, stats, _ = cv2.connectedComponentsWithStats(m, connectivity=8)
     h, w = prob.shape
+    min_px = cfg.min_area * h * w
     dets = []
     for i in range(1, n):
-        if stats[i, cv2.CC_STAT_AREA] < min_area * h * w:
+        if stats[i, cv2.CC_STAT_AREA] < min_px:
             continue
-        region = lab == i
-        score = float(np.percentile(prob[region], 90))
-        mask = cv2.resize(region.astype(np.uint8), (full[1], full[0]), interpolation=cv2.INTER_NEAREST) > 0
-        dets.append(Detection(mask, score, True))
+        x, y, bw, bh = (int(v) for v in stats[i, :4])
+        region = lab[y:y + bh, x:x + bw] == i
+        for part in _split_by_motion(region, resid[y:y + bh, x:x + bw], cfg.split_min_px, min_px):
+            score = float(np.percentile(prob[y:y + bh, x:x + bw][part], 90))
+            dets.append(Detection(_upsample(part, (x, y), (h, w), full), score, True))
     return dets
+
+
+def _split_by_motion(region: np.ndarray, resid: np.ndarray, min_px: float, min_area: float) -> list[np.ndarray]:
+    """Two parts if the residual motions form two clusters far apart (>= min_px and half the larger), else one."""
+    if min_px <= 0 or region.sum() < 2 * min_area:
+        return [region]
+    vecs = resid[region].astype(np.float32)
+    sample = vecs[:: max(1, len(vecs) // 2000)]
+    criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 10, 0.1)
+    _, labels, centres = cv2.kmeans(sample, 2, None, criteria, 2, cv2.KMEANS_PP_CENTERS)
+    gap = float(np.linalg.norm(centres[0] - centres[1]))
+    if gap < max(min_px, 0.5 * float(np.linalg.norm(centres, axis=1).max())) or min(np.bincount(labels.ravel(), minlength=2)) < 0.25 * len(sample):
+        return [region]
+    d0 = np.linalg.norm(resid - centres[0], axis=-1)
+    d1 = np.linalg.norm(resid - centres[1], axis=-1)
+    side = cv2.medianBlur((d1 < d0).astype(np.uint8), 5) > 0
+    parts = []
+    for half in (region & ~side, region & side):
+        n, lab, stats, _ = cv2.connectedComponentsWithStats(half.astype(np.uint8), connectivity=8)
+        parts += [lab == j for j in range(1, n) if stats[j, cv2.CC_STAT_AREA] >= min_area]
+    return parts or [region]
+
+
+def _upsample(part: np.ndarray, origin: tuple[int, int], work: tuple[int, int], full: tuple[int, int]) -> np.ndarray:
+    """A work-resolution region crop as a full-resolution mask, edges interpolated, not blocky."""
+    sx, sy = full[1] / work[1], full[0] / work[0]
+    x0, y0 = origin
+    ph, pw = part.shape
+    fx0, fy0 = int(round(x0 * sx)), int(round(y0 * sy))
+    fx1, fy1 = min(full[1], int(round((x0 + pw) * sx))), min(full[0], int(round((y0 + ph) * sy)))
+    out = np.zeros(full, bool)
+    if fx1 > fx0 and fy1 > fy0:
+        padded = np.pad(part.astype(np.float32), 1)
+        big = cv2.resize(padded, (fx1 - fx0 + int(round(2 * sx)), fy1 - fy0 + int(round(2 * sy))), interpolation=cv2.INTER_LINEAR)
+        ox, oy = int(round(sx)), int(round(sy))
+        out[fy0:fy1, fx0:fx1] = big[oy:oy + fy1 - fy0, ox:ox + fx1 - fx0] > 0.5
+    return out

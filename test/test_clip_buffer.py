@@ -1,0 +1,115 @@
+"""Frame validation and the sliding clip buffer that resets when the stream breaks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from core_helpers import blank_frame
+
+from movseg_ros.clip_buffer import BufferReset, ClipBuffer
+from movseg_ros.frame import Frame
+
+# --- Frame -------------------------------------------------------------------------------------
+
+
+def test_frame_reports_its_size_as_height_width() -> None:
+    f = Frame(np.zeros((120, 160, 3), np.uint8), stamp_ns=5, frame_id="cam", index=2)
+    assert f.size == (120, 160)
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        np.zeros((120, 160), np.uint8),  # grey, no channel axis
+        np.zeros((120, 160, 4), np.uint8),  # RGBA
+        np.zeros((120, 160, 1), np.uint8),
+        np.zeros((120, 160, 3), np.float32),  # wrong dtype
+        np.zeros((120, 160, 3), np.uint16),
+    ],
+    ids=["grey", "rgba", "one-channel", "float32", "uint16"],
+)
+def test_frame_rejects_anything_but_hxwx3_uint8(image: np.ndarray) -> None:
+    with pytest.raises(ValueError, match=r"HxWx3 uint8"):
+        Frame(image, stamp_ns=0)
+
+
+@pytest.mark.parametrize("shape", [(0, 160, 3), (120, 0, 3)])
+def test_frame_rejects_an_empty_image(shape: tuple[int, int, int]) -> None:
+    with pytest.raises(ValueError, match="empty"):
+        Frame(np.zeros(shape, np.uint8), stamp_ns=0)
+
+
+# --- ClipBuffer --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("length", [1, 0, -3])
+def test_buffer_shorter_than_two_frames_is_rejected(length: int) -> None:
+    with pytest.raises(ValueError, match="length"):
+        ClipBuffer(length)
+
+
+def test_buffer_keeps_the_last_length_frames_oldest_first() -> None:
+    buf = ClipBuffer(3)
+    assert len(buf) == 0 and not buf.full
+    for i in range(5):
+        assert buf.push(blank_frame(i)) is None
+        assert len(buf) == min(i + 1, 3)
+    assert buf.full
+    assert [f.index for f in buf] == [2, 3, 4]
+    assert buf.newest.index == 4
+    assert buf[-2].index == 3 and buf[0].index == 2
+
+
+def test_resolution_change_resets_and_keeps_only_the_new_frame() -> None:
+    buf = ClipBuffer(4)
+    for i in range(3):
+        buf.push(blank_frame(i, shape=(120, 160)))
+    reset = buf.push(blank_frame(3, shape=(240, 320)))
+    assert isinstance(reset, BufferReset)
+    assert reset.reason == "resolution"
+    assert "160x120" in reset.detail and "320x240" in reset.detail
+    assert len(buf) == 1 and buf.newest.size == (240, 320)
+    # The new resolution is now the norm: the next frame at it continues the stream.
+    assert buf.push(blank_frame(4, shape=(240, 320))) is None
+    assert len(buf) == 2
+
+
+def test_stamp_going_backwards_resets() -> None:
+    buf = ClipBuffer(4)
+    for i in range(5, 8):
+        buf.push(blank_frame(i))
+    reset = buf.push(blank_frame(2))  # a bag that loops back to its start
+    assert reset is not None and reset.reason == "stamp"
+    assert [f.index for f in buf] == [2]
+
+
+def test_repeated_stamp_resets() -> None:
+    buf = ClipBuffer(4)
+    buf.push(blank_frame(0))
+    buf.push(blank_frame(1))
+    reset = buf.push(blank_frame(1))
+    assert reset is not None and reset.reason == "stamp"
+    assert len(buf) == 1
+
+
+def test_frame_one_nanosecond_later_is_continuous() -> None:
+    buf = ClipBuffer(2)
+    img = np.zeros((120, 160, 3), np.uint8)
+    buf.push(Frame(img, stamp_ns=1000))
+    assert buf.push(Frame(img, stamp_ns=1001)) is None
+    assert len(buf) == 2
+
+
+def test_resolution_is_checked_before_stamp() -> None:
+    buf = ClipBuffer(3)
+    buf.push(blank_frame(5, shape=(120, 160)))
+    reset = buf.push(blank_frame(1, shape=(60, 80)))  # both broken: resolution is the reason given
+    assert reset is not None and reset.reason == "resolution"
+
+
+def test_clear_empties_without_a_reset_on_next_push() -> None:
+    buf = ClipBuffer(3)
+    buf.push(blank_frame(4))
+    buf.clear()
+    assert len(buf) == 0
+    assert buf.push(blank_frame(0)) is None  # nothing buffered to compare with
