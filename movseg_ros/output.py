@@ -27,7 +27,7 @@ class TrackState:
     score: float
     moving: bool
     status: TrackStatus
-    age: int  # frames since the track started
+    age: int  # frames since the track started (0 in its first frame)
     hits: int  # frames in which it was seen
     velocity: tuple[float, float]  # box-centre velocity in the image, pixels/s
 

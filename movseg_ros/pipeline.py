@@ -52,8 +52,18 @@ def _build(cls: type, d: dict[str, Any], prefix: str) -> Any:
                 raise ValueError(f"setting '{prefix}{key}' must be a mapping")
             kwargs[key] = _build(sub, value, f"{prefix}{key}.")
         else:
-            kwargs[key] = value
+            kwargs[key] = _typed(value, fields[key].default, f"{prefix}{key}")
     return cls(**kwargs)
+
+
+def _typed(value: Any, default: Any, name: str) -> Any:
+    """`value` checked against the type of the field's default (an int is a fine float)."""
+    kind = type(default)
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if kind is int and isinstance(value, bool) or not isinstance(value, kind):
+        raise ValueError(f"setting '{name}' must be {kind.__name__}, got {value!r} ({type(value).__name__})")
+    return value
 
 
 def make_segmenter(config: PipelineConfig) -> Segmenter:

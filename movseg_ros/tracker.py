@@ -2,7 +2,7 @@
 
 Detections under alpha_low are dropped; surviving ones are matched to tracks by Hungarian
 assignment on mask IoU against each track's latest mask; only moving detections over
-alpha_high start tracks; a track unmatched for t_inactive frames ends. A track whose object
+alpha_high start tracks; a track unmatched for more than t_inactive frames ends. A track whose object
 stops moving continues from static evidence: a static detection, or (when the segmenter gives
 the camera's ego-motion) its last mask carried by the ego-motion and confirmed by appearance.
 Static evidence never starts a track.
@@ -161,8 +161,8 @@ class Tracker:
                            centre=((box[0] + box[2]) / 2, (box[1] + box[3]) / 2),
                            stamp_ns=frame.stamp_ns, last_box=box)
                 )
-        self._index += 1
         states = [self._state(t) for t in self._tracks]
+        self._index += 1
         return FrameOutput(frame, states, label_map_of([s for s in states if s.status == TrackStatus.VISIBLE], frame.size))
 
     def _see(self, t: _Track, d: Detection, stamp_ns: int) -> None:
@@ -207,7 +207,8 @@ def track_offline(results: list[SegmenterResult], config: TrackerConfig = Tracke
     mask IoU over the frames both see; matched ones take the forward id and fill the frames the
     forward pass missed; unmatched ones get new ids.
     """
-    forward = [Tracker(config).update(r) for r in results]
+    forward_tracker = Tracker(config)
+    forward = [forward_tracker.update(r) for r in results]
     back_tracker = Tracker(config)
     backward = [back_tracker.update(r) for r in _reversed_results(results)][::-1]
     fwd_ids = sorted({t.id for o in forward for t in o.visible})

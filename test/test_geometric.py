@@ -10,7 +10,7 @@ from core_helpers import frame, iou, rect, textured
 from movseg_ros.clip_buffer import ClipBuffer
 from movseg_ros.frame import Frame
 from movseg_ros.output import FrameOutput
-from movseg_ros.pipeline import Pipeline, PipelineConfig
+from movseg_ros.pipeline import Pipeline
 from movseg_ros.scene import Scene, SceneConfig, make_scene
 from movseg_ros.segmenters.geometric import GeometricConfig, GeometricSegmenter
 

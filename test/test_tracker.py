@@ -390,12 +390,6 @@ def test_track_offline_fills_the_still_frames_with_the_forward_id() -> None:
         assert o.frame.index == i
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="track_offline builds its forward pass as [Tracker(config).update(r) for r in results]: "
-    "a fresh Tracker per frame, so forward tracks never continue (no matching, no LOST, no static "
-    "carry, ids restart at 1 each frame)",
-)
 def test_track_offline_keeps_a_track_through_middling_scores() -> None:
     """Forward tracking inside track_offline must carry state from frame to frame.
 

@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 
 from movseg_ros.clip_buffer import ClipBuffer
+from movseg_ros.ego_motion import EgoMotion, rescale_homography
 from movseg_ros.flow import DISFlow, DISFlowConfig
 from movseg_ros.segmenters.base import Detection, MotionContext, SegmenterResult
 
@@ -21,10 +22,9 @@ class GeometricConfig:
     residual_k: float = 3.0  # residual over k robust sigmas counts as motion evidence
     memory: float = 0.5  # weight of the flow-warped previous probability map
     min_area: float = 0.002  # smallest instance, as a fraction of the image
-    split_min_px: float = 2.0  # a region splits when its residual motions form clusters this far apart (work px); 0 = off
+    split_min_px: float = 4.0  # a region splits when its residual motions form clusters this far apart (work px); 0 = off
     refine_radius: int = 8  # guided-filter radius (work pixels) that snaps masks to image edges; 0 = off
     refine_eps: float = 0.002  # guided-filter regulariser (image in [0, 1])
-    check_preset: str = "medium"  # DIS preset of the backward flow used only for the consistency check
     fb_check: float = 0.3  # forward-backward flow disagreement (px) above which a pixel has no evidence; 0 = off
     fb_relative: float = 0.05  # ... plus this fraction of the flow magnitude
     colour_weight: float = 1.0  # weight of the colour model against motion evidence; 0 = off
@@ -35,9 +35,15 @@ class GeometricConfig:
         if not 64 <= self.work_width <= 1920:
             raise ValueError(f"work_width must be in [64, 1920], got {self.work_width}")
         DISFlowConfig(preset=self.flow_preset)
-        DISFlowConfig(preset=self.check_preset)
-        if not 0.0 <= self.memory < 1.0:
-            raise ValueError(f"memory must be in [0, 1), got {self.memory}")
+        for name, low, high in (("memory", 0.0, 0.999), ("colour_memory", 0.0, 0.999), ("min_area", 0.0, 0.5),
+                                ("residual_k", 0.1, 100.0), ("fb_check", 0.0, 100.0), ("fb_relative", 0.0, 1.0),
+                                ("colour_weight", 0.0, 10.0), ("refine_eps", 1e-6, 1.0), ("split_min_px", 0.0, 1000.0)):
+            value = getattr(self, name)
+            if not low <= value <= high:
+                raise ValueError(f"geometric.{name} must be in [{low}, {high}], got {value}")
+        for name, low in (("refine_radius", 0), ("colour_reach", 1)):
+            if getattr(self, name) < low:
+                raise ValueError(f"geometric.{name} must be >= {low}, got {getattr(self, name)}")
 
 
 class GeometricSegmenter:
@@ -50,7 +56,6 @@ class GeometricSegmenter:
     def __init__(self, config: GeometricConfig = GeometricConfig()) -> None:
         self.config = config
         self.flow = DISFlow(DISFlowConfig(preset=config.flow_preset, scale=1.0))
-        self.check_flow = DISFlow(DISFlowConfig(preset=config.check_preset, scale=1.0))
         self.reset()
 
     def reset(self) -> None:
@@ -58,86 +63,96 @@ class GeometricSegmenter:
         self._prob: np.ndarray | None = None
         self._hist: tuple[np.ndarray, np.ndarray] | None = None
 
-    def _colour_fuse(self, rgb: np.ndarray, prob: np.ndarray) -> np.ndarray:
-        """Sharpen motion evidence with fg/bg colour histograms learned from the motion itself."""
-        q = ((rgb[..., 0] >> 4).astype(np.int32) << 8) | ((rgb[..., 1] >> 4).astype(np.int32) << 4) | (rgb[..., 2] >> 4)
-        q = q.ravel()
-        p = prob.ravel()
-        fg = np.bincount(q, weights=(p > 0.6) * 1.0, minlength=4096)
-        bg = np.bincount(q, weights=(p < 0.2) * 1.0, minlength=4096)
-        if fg.sum() < 20:
-            return prob
-        fg /= fg.sum(); bg /= max(bg.sum(), 1.0)
-        m = self.config.colour_memory
-        if self._hist is not None:
-            fg = m * self._hist[0] + (1 - m) * fg
-            bg = m * self._hist[1] + (1 - m) * bg
-        self._hist = (fg, bg)
-        lf = fg[q].reshape(prob.shape); lb = bg[q].reshape(prob.shape)
-        colour = (lf + 1e-4) / (lf + lb + 2e-4)
-        near = cv2.dilate((prob > 0.5).astype(np.uint8), np.ones((2 * self.config.colour_reach + 1,) * 2, np.uint8)) > 0
-        eps = 1e-3
-        lm = np.log((prob + eps) / (1 - prob + eps)); lc = np.log((colour + eps) / (1 - colour + eps))
-        fused = 1 / (1 + np.exp(-(lm + self.config.colour_weight * lc)))
-        return np.where(near, fused, np.minimum(prob, fused)).astype(np.float32)
-
     def process(self, buffer: ClipBuffer) -> list[SegmenterResult]:
         frame = buffer.newest
         h0, w0 = frame.size
         w = min(self.config.work_width, w0)
         h = max(8, int(round(h0 * w / w0)))
-        grey = cv2.cvtColor(cv2.resize(frame.image, (w, h), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
-        prev = self._prev_grey
-        self._prev_grey = grey
+        small_rgb = cv2.resize(frame.image, (w, h), interpolation=cv2.INTER_AREA)
+        grey = cv2.cvtColor(small_rgb, cv2.COLOR_RGB2GRAY)
+        prev, self._prev_grey = self._prev_grey, grey
         if prev is None or len(buffer) < 2:
             self._prob = None
             return [SegmenterResult(frame)]
-        flow = self.flow.flow_grey(grey, prev)  # current -> previous
-        hom_cp, ego = _ego_motion(flow)
-        d = flow - ego
-        resid = cv2.magnitude(d[..., 0], d[..., 1])
-        sigma = float(np.median(resid)) * 1.4826 + 0.1
-        k = self.config.residual_k
-        evidence = np.clip((resid / sigma - k) / k, 0.0, 1.0).astype(np.float32)
-        gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
+        flow = self.flow.flow_grey(grey, prev)  # current -> previous: where each pixel came from
+        ego = EgoMotion.fit(flow)
+        residual = flow - ego.flow
+        evidence = self._evidence(residual)
         if self.config.fb_check > 0:
-            back = self.check_flow.flow_grey(prev, grey)  # previous -> current
-            round_trip = flow + cv2.remap(back, gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR)
-            err = cv2.magnitude(round_trip[..., 0], round_trip[..., 1])
-            tol = self.config.fb_check + self.config.fb_relative * cv2.magnitude(flow[..., 0], flow[..., 1])
-            evidence = np.where(err > tol, 0.0, evidence).astype(np.float32)
-        if self._prob is not None and self.config.memory > 0:
-            carried = cv2.remap(self._prob, gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR, borderValue=0)
-            prob = (1 - self.config.memory) * evidence + self.config.memory * carried
-        else:
-            prob = evidence
-        self._prob = prob
-        small_rgb = cv2.resize(frame.image, (w, h), interpolation=cv2.INTER_AREA)
+            evidence[~self._consistent(flow, self.flow.flow_grey(prev, grey))] = 0.0
+        prob = self._remember(evidence, flow)
         if self.config.colour_weight > 0:
             prob = self._colour_fuse(small_rgb, prob)
         if self.config.refine_radius > 0:
-            guide = cv2.cvtColor(small_rgb, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
+            guide = grey.astype(np.float32) / 255.0
             prob = cv2.ximgproc.guidedFilter(guide, prob, self.config.refine_radius, self.config.refine_eps)
-        dets = _instances(prob, d, (h0, w0), self.config)
-        # homography from previous to current at full resolution, for the tracker's static carry
-        s = np.diag([w / w0, h / h0, 1.0])
-        hom_pc_full = np.linalg.inv(s) @ np.linalg.inv(hom_cp) @ s
-        motion = MotionContext(buffer[-2].image, frame.image, hom_pc_full)
-        return [SegmenterResult(frame, dets, motion)]
+        dets = _instances(prob, residual, (h0, w0), self.config)
+        to_current = rescale_homography(np.linalg.inv(ego.homography), (h, w), (h0, w0))
+        return [SegmenterResult(frame, dets, MotionContext(buffer[-2].image, frame.image, to_current))]
+
+    def _evidence(self, residual: np.ndarray) -> np.ndarray:
+        """Motion evidence in [0, 1]: residual flow in units of its robust spread, over k."""
+        mag = cv2.magnitude(residual[..., 0], residual[..., 1])
+        sigma = 1.4826 * float(np.median(mag)) + 0.1
+        k = self.config.residual_k
+        return np.clip((mag / sigma - k) / k, 0.0, 1.0).astype(np.float32)
+
+    def _consistent(self, flow: np.ndarray, back: np.ndarray) -> np.ndarray:
+        """Pixels whose flow, followed there and back, returns home (not occluded, not smeared).
+
+        DIS smears an object's flow over the background it uncovers; those pixels fail here.
+        """
+        h, w = flow.shape[:2]
+        gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
+        trip = flow + cv2.remap(back, gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR)
+        err = cv2.magnitude(trip[..., 0], trip[..., 1])
+        return err <= self.config.fb_check + self.config.fb_relative * cv2.magnitude(flow[..., 0], flow[..., 1])
+
+    def _remember(self, evidence: np.ndarray, flow: np.ndarray) -> np.ndarray:
+        """Blend in the previous probability map, carried to this frame along the flow."""
+        prob = evidence
+        if self._prob is not None and self.config.memory > 0:
+            h, w = flow.shape[:2]
+            gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
+            carried = cv2.remap(self._prob, gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR, borderValue=0)
+            prob = (1 - self.config.memory) * evidence + self.config.memory * carried
+        self._prob = prob
+        return prob
+
+    def _colour_fuse(self, rgb: np.ndarray, prob: np.ndarray) -> np.ndarray:
+        """Sharpen motion evidence with fg/bg colour histograms learned from the motion itself.
+
+        Histograms (16 bins a channel) come from confident motion pixels and are smoothed over
+        time; colour may raise the probability only near motion, and may lower it anywhere.
+        """
+        q = ((rgb[..., 0] >> 4).astype(np.int32) << 8) | ((rgb[..., 1] >> 4).astype(np.int32) << 4) | (rgb[..., 2] >> 4)
+        q = q.ravel()
+        p = prob.ravel()
+        fg = np.bincount(q, weights=(p > 0.6).astype(np.float64), minlength=4096)
+        bg = np.bincount(q, weights=(p < 0.2).astype(np.float64), minlength=4096)
+        if fg.sum() < 20:
+            return prob
+        fg /= fg.sum()
+        bg /= max(bg.sum(), 1.0)
+        m = self.config.colour_memory
+        if self._hist is not None:
+            fg = m * self._hist[0] + (1 - m) * fg
+            bg = m * self._hist[1] + (1 - m) * bg
+        self._hist = (fg, bg)
+        lf, lb = fg[q].reshape(prob.shape), bg[q].reshape(prob.shape)
+        colour = (lf + 1e-4) / (lf + lb + 2e-4)
+        reach = 2 * self.config.colour_reach + 1
+        near = cv2.dilate((prob > 0.5).astype(np.uint8), np.ones((reach, reach), np.uint8)) > 0
+        fused = _sigmoid(_logit(prob) + self.config.colour_weight * _logit(colour))
+        return np.where(near, fused, np.minimum(prob, fused)).astype(np.float32)
 
 
-def _ego_motion(flow: np.ndarray, step: int = 8) -> tuple[np.ndarray, np.ndarray]:
-    """RANSAC homography of the flow field; returns it and the flow it predicts everywhere."""
-    h, w = flow.shape[:2]
-    ys, xs = np.mgrid[step // 2:h:step, step // 2:w:step]
-    pts = np.stack([xs.ravel(), ys.ravel()], 1).astype(np.float32)
-    hom, _ = cv2.findHomography(pts, pts + flow[ys.ravel(), xs.ravel()], cv2.RANSAC, 1.0)
-    if hom is None:
-        hom = np.eye(3)
-    gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
-    p = np.stack([gx, gy, np.ones_like(gx)], -1) @ hom.T.astype(np.float32)
-    ego = p[..., :2] / p[..., 2:3] - np.stack([gx, gy], -1)
-    return hom, ego
+def _logit(p: np.ndarray, eps: float = 1e-3) -> np.ndarray:
+    return np.log((p + eps) / (1 - p + eps))
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
 
 
 def _instances(prob: np.ndarray, resid: np.ndarray, full: tuple[int, int], cfg: GeometricConfig) -> list[Detection]:

@@ -1,0 +1,36 @@
+# Two commands do all set-up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: venv demo test test-fast eval bench bench-node clean
+
+$(STAMP): setup.py package.xml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[ros,test]"
+	touch $(STAMP)
+
+venv: $(STAMP)  ## create .venv with the package, ROS 2 (rclpy wheels) and test tools
+
+demo: $(STAMP)  ## run the node on the built-in scene over real ROS topics; writes out/demo/
+	$(VENV)/bin/movseg demo --out out/demo
+
+test: $(STAMP)  ## the whole test suite (CI runs this)
+	$(PY) -m pytest -q test
+
+test-fast: $(STAMP)  ## everything but the ROS integration tests
+	$(PY) -m pytest -q -m "not ros" test
+
+eval: $(STAMP)  ## J per sequence on ../shared/data/davis2016
+	$(VENV)/bin/movseg eval --json out/eval/davis.json --plot out/eval/davis.png
+
+bench: $(STAMP)  ## frames/s of the geometric pipeline at 640x480
+	$(VENV)/bin/movseg bench pipeline --json out/bench/pipeline.json
+
+bench-node: $(STAMP)  ## node latency at 30 Hz and memory over 5 minutes
+	$(VENV)/bin/movseg bench node --rate 30 --duration 300 --json out/bench/node.json --plot out/bench/node.png
+
+clean:
+	rm -rf out build install log *.egg-info
