@@ -34,6 +34,7 @@ class TrackerConfig:
     static_min_hits: int = 3  # moving sightings before a track may continue as static
     static_max_diff: float = 12.0  # median grey-level difference that still confirms appearance
     static_min_area: int = 16  # a carried mask smaller than this (pixels) is not continued
+    partial_ratio: float = 0.6  # a match smaller than this fraction of its track may be completed by the carry
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.alpha_low <= self.alpha_high <= 1.0:
@@ -141,7 +142,7 @@ class Tracker:
         for t in live:
             t.seen_now = False
         for ti, di in matches:
-            self._see(live[ti], dets[di], frame.stamp_ns)
+            self._see(live[ti], self._complete(live[ti], dets[di], result.motion), frame.stamp_ns)
         for ti, t in enumerate(live):
             if ti in matched_t:
                 continue
@@ -164,6 +165,18 @@ class Tracker:
         states = [self._state(t) for t in self._tracks]
         self._index += 1
         return FrameOutput(frame, states, label_map_of([s for s in states if s.status == TrackStatus.VISIBLE], frame.size))
+
+    def _complete(self, t: _Track, d: Detection, motion: MotionContext | None) -> Detection:
+        """A detection covering only part of its track, where the rest of the track's object is
+        still there (static, by the ego-motion carry), takes that rest back: an object slowing
+        down shows motion only in parts, and must not shrink to them."""
+        cfg = self.config
+        if not (cfg.static_continuation and motion is not None and t.moving_hits >= cfg.static_min_hits):
+            return d
+        if d.mask.sum() >= cfg.partial_ratio * t.mask.sum():
+            return d
+        carried = carry_mask(t.mask, motion, cfg.static_max_diff)
+        return d if carried is None else Detection(carried | d.mask, d.score, d.moving)
 
     def _see(self, t: _Track, d: Detection, stamp_ns: int) -> None:
         box = mask_box(d.mask)

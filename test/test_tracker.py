@@ -310,6 +310,19 @@ def test_stopped_object_is_continued_by_ego_motion() -> None:
     assert np.all(out.label_map[t.mask] == tid)
 
 
+def test_partial_detection_of_a_stopping_object_is_completed_by_the_carry() -> None:
+    """Slowing down, only part of the object shows motion: the track keeps the whole object."""
+    prev, cur, mask = stopped_object_scene()
+    tr, tid = track_that_moved_into(mask, hits=3)
+    expected = rect(SHAPE, OBJ[0] + CAMERA[0], OBJ[1] + CAMERA[1], OBJ[2] + CAMERA[0], OBJ[3] + CAMERA[1])
+    fragment = rect(SHAPE, OBJ[0] + CAMERA[0], OBJ[1] + CAMERA[1], OBJ[0] + CAMERA[0] + 12, OBJ[3] + CAMERA[1])
+    (t,) = tr.update(result(3, Detection(fragment, 0.95), motion=MotionContext(prev, cur, translation(*CAMERA)))).tracks
+    assert t.id == tid and t.moving is True
+    assert iou(t.mask, expected) > 0.9
+    (t,) = Tracker().update(result(0, Detection(fragment, 0.95))).tracks  # a new track has nothing to complete
+    assert iou(t.mask, fragment) == 1.0
+
+
 def test_object_that_left_is_not_continued() -> None:
     prev, cur, mask = stopped_object_scene()
     # The object is gone: where it would be, the current frame shows other content.
