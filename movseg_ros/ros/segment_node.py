@@ -3,7 +3,8 @@
 The subscription callback only timestamps a message and hands it to a drop-oldest queue; one
 worker thread decodes, runs the pipeline and publishes, so a slow pipeline costs dropped
 frames (counted) rather than a growing backlog or stale outputs.
-Run: `segment_node --ros-args --params-file config/segment.yaml -r image:=/camera/image_raw`.
+Run: `segment_node --ros-args --params-file config/segment.yaml -r image:=/camera/image_raw`
+(with use_compressed, remap `image/compressed` too: `-r image:=X` leaves it alone; the launch file does both).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import cv2
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
-from rcl_interfaces.msg import SetParametersResult
 from rclpy.executors import ExternalShutdownException
 from rclpy.impl.rcutils_logger import RcutilsLogger
 from rclpy.node import Node
