@@ -81,7 +81,7 @@ class Pipeline:
         self.buffer = ClipBuffer(config.buffer_length)
         self.segmenter = make_segmenter(config)
         self.tracker = Tracker(config.tracker)
-        self.resets: list[BufferReset] = []
+        self.last_reset: BufferReset | None = None  # the reset the latest frame caused, if any
 
     @property
     def name(self) -> str:
@@ -97,9 +97,8 @@ class Pipeline:
 
     def segment(self, frame: Frame) -> list[SegmenterResult]:
         """Buffer and segment the next frame without tracking; a broken stream resets both stages."""
-        reset = self.buffer.push(frame)
+        reset = self.last_reset = self.buffer.push(frame)
         if reset is not None:
-            self.resets.append(reset)
             self.segmenter.reset()
             self.tracker.reset()
         return self.segmenter.process(self.buffer)

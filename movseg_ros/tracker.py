@@ -35,6 +35,7 @@ class TrackerConfig:
     static_max_diff: float = 12.0  # median grey-level difference that still confirms appearance
     static_min_area: int = 16  # a carried mask smaller than this (pixels) is not continued
     partial_ratio: float = 0.6  # a match smaller than this fraction of its track may be completed by the carry
+    static_max_appearance: float = 0.5  # colour-histogram (Hellinger) distance to the track's look that still confirms it
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.alpha_low <= self.alpha_high <= 1.0:
@@ -60,6 +61,7 @@ class _Track:
     velocity: tuple[float, float] = (0.0, 0.0)
     seen_now: bool = True
     last_box: tuple[int, int, int, int] = (0, 0, 0, 0)
+    appearance: np.ndarray | None = None  # colour histogram learned while the object moved
 
 
 def mask_box(mask: np.ndarray) -> tuple[int, int, int, int]:
@@ -110,6 +112,21 @@ def carry_mask(mask: np.ndarray, motion: MotionContext, max_diff: float) -> np.n
     return moved if float(np.median(diff)) <= max_diff else None
 
 
+def colour_histogram(image: np.ndarray, mask: np.ndarray, stride: int = 4) -> np.ndarray | None:
+    """Normalised 8x8x8 RGB histogram of the masked pixels (every `stride`-th row and column)."""
+    px = image[::stride, ::stride][mask[::stride, ::stride]]
+    if len(px) < 8:
+        return None
+    q = (px[:, 0] >> 5).astype(np.int32) * 64 + (px[:, 1] >> 5).astype(np.int32) * 8 + (px[:, 2] >> 5)
+    hist = np.bincount(q, minlength=512).astype(np.float64)
+    return hist / hist.sum()
+
+
+def hellinger(a: np.ndarray, b: np.ndarray) -> float:
+    """Distance between two normalised histograms: 0 the same, 1 disjoint."""
+    return float(np.sqrt(max(0.0, 1.0 - np.sqrt(a * b).sum())))
+
+
 class Tracker:
     """Online tracker: `update` takes one frame's segmenter result and returns its tracks."""
 
@@ -142,13 +159,14 @@ class Tracker:
         for t in live:
             t.seen_now = False
         for ti, di in matches:
-            self._see(live[ti], self._complete(live[ti], dets[di], result.motion), frame.stamp_ns)
+            d = self._complete(live[ti], dets[di], result.motion)
+            self._see(live[ti], d, frame.stamp_ns)
+            if d.moving:
+                self._learn_look(live[ti], frame.image, d.mask)
         for ti, t in enumerate(live):
             if ti in matched_t:
                 continue
-            carried = None
-            if cfg.static_continuation and result.motion is not None and t.moving_hits >= cfg.static_min_hits:
-                carried = carry_mask(t.mask, result.motion, cfg.static_max_diff)
+            carried = self._carry(t, result.motion)
             if carried is not None and carried.sum() >= cfg.static_min_area:
                 self._see(t, Detection(carried, t.score, moving=False), frame.stamp_ns)
             else:
@@ -160,7 +178,8 @@ class Tracker:
                 self._tracks.append(
                     _Track(self._new_id(), d.mask, d.score, True, self._index,
                            centre=((box[0] + box[2]) / 2, (box[1] + box[3]) / 2),
-                           stamp_ns=frame.stamp_ns, last_box=box)
+                           stamp_ns=frame.stamp_ns, last_box=box,
+                           appearance=colour_histogram(frame.image, d.mask))
                 )
         states = [self._state(t) for t in self._tracks]
         self._index += 1
@@ -170,13 +189,35 @@ class Tracker:
         """A detection covering only part of its track, where the rest of the track's object is
         still there (static, by the ego-motion carry), takes that rest back: an object slowing
         down shows motion only in parts, and must not shrink to them."""
+        if d.mask.sum() >= self.config.partial_ratio * t.mask.sum():
+            return d
+        carried = self._carry(t, motion)
+        return d if carried is None else Detection(carried | d.mask, d.score, d.moving)
+
+    def _carry(self, t: _Track, motion: MotionContext | None) -> np.ndarray | None:
+        """The track's mask carried by the camera's ego-motion, if the object is still there.
+
+        Confirmed twice by appearance: the image under the mask did not change with the camera
+        (carry_mask), and it still has the colours the object had while it moved (so a track
+        that slid onto static background does not live on as a ghost).
+        """
         cfg = self.config
         if not (cfg.static_continuation and motion is not None and t.moving_hits >= cfg.static_min_hits):
-            return d
-        if d.mask.sum() >= cfg.partial_ratio * t.mask.sum():
-            return d
+            return None
         carried = carry_mask(t.mask, motion, cfg.static_max_diff)
-        return d if carried is None else Detection(carried | d.mask, d.score, d.moving)
+        if carried is None or t.appearance is None:
+            return carried
+        look = colour_histogram(motion.current, carried)
+        if look is None or hellinger(look, t.appearance) > cfg.static_max_appearance:
+            return None
+        return carried
+
+    @staticmethod
+    def _learn_look(t: _Track, image: np.ndarray, mask: np.ndarray) -> None:
+        """Update the track's colour histogram from a moving sighting (slowly, to ride out noise)."""
+        look = colour_histogram(image, mask)
+        if look is not None:
+            t.appearance = look if t.appearance is None else 0.8 * t.appearance + 0.2 * look
 
     def _see(self, t: _Track, d: Detection, stamp_ns: int) -> None:
         box = mask_box(d.mask)

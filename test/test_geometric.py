@@ -148,10 +148,10 @@ def test_pipeline_resets_on_a_resolution_change(world: np.ndarray) -> None:
     pipe = Pipeline()
     for t, img in enumerate(images):
         pipe.process(frame(img, t))
-    assert pipe.resets == []
+        assert pipe.last_reset is None
     cropped = [np.ascontiguousarray(img[:180, :240]) for img in images]  # the same scene at 240x180
     (o,) = pipe.process(frame(cropped[0], 6))
-    assert [r.reason for r in pipe.resets] == ["resolution"]
+    assert pipe.last_reset is not None and pipe.last_reset.reason == "resolution"
     assert o.tracks == [] and o.label_map.shape == (180, 240)  # nothing carried across
     for t in range(1, 6):
         (o,) = pipe.process(frame(cropped[t], 6 + t))

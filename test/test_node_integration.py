@@ -20,7 +20,8 @@ from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 
 from movseg_ros.ros.image_codec import decode_label_map, header_of, stamp_ns_of  # noqa: E402
 from movseg_ros.ros.tracks_msg import tracks_from_cloud  # noqa: E402
-from ros_helpers import RELIABLE, NodeProcess, RosHarness  # noqa: E402
+from movseg_ros.ros.node_session import RELIABLE  # noqa: E402
+from ros_helpers import NodeProcess, RosHarness  # noqa: E402
 
 pytestmark = [pytest.mark.ros]
 
@@ -32,8 +33,9 @@ WARMUP = 3  # scene frames before the mover must be found
 
 @pytest.fixture(scope="module")
 def node(node_env):
-    proc = NodeProcess.start(node_env, extra=[
+    proc = NodeProcess.start(node_env, remap="image:=/test/image", extra=[
         "-p", "diagnostics_period:=0.2", "-p", "use_compressed:=true",
+        "-p", "queue_size:=4",  # bad and good frames sent back to back must both reach the worker
         "-r", "image/compressed:=/test/image/compressed",
     ])
     yield proc

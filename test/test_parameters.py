@@ -72,7 +72,7 @@ def test_segment_yaml_lists_every_parameter_at_its_default() -> None:
 def test_defaults_build_the_default_pipeline(rclpy_session) -> None:
     settings, _ = settings_with()
     assert settings.pipeline == PipelineConfig()
-    assert (settings.queue_size, settings.reliability, settings.depth) == (2, "best_effort", 5)
+    assert (settings.queue_size, settings.reliability, settings.depth) == (1, "best_effort", 5)
     assert (settings.use_compressed, settings.publish_overlay, settings.diagnostics_period) == (False, True, 1.0)
 
 

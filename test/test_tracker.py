@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+
 import pytest
 from core_helpers import blank_frame, disc, frame, iou, rect, textured, translate, translation
 
+from movseg_ros.frame import Frame
 from movseg_ros.output import TrackStatus
 from movseg_ros.segmenters.base import Detection, MotionContext, SegmenterResult
 from movseg_ros.tracker import (
@@ -22,8 +24,13 @@ SHAPE = (120, 160)
 NO_CARRY = TrackerConfig(static_continuation=False)
 
 
-def result(index: int, *detections: Detection, motion: MotionContext | None = None) -> SegmenterResult:
-    return SegmenterResult(blank_frame(index, SHAPE), list(detections), motion)
+def result(index: int, *detections: Detection, motion: MotionContext | None = None,
+           image: np.ndarray | None = None) -> SegmenterResult:
+    """A segmenter result for frame `index`: the motion's current image, or `image`, or a blank."""
+    if image is None and motion is not None:
+        image = motion.current
+    frame = blank_frame(index, SHAPE) if image is None else Frame(image, (index + 1) * 100_000_000, "camera", index)
+    return SegmenterResult(frame, list(detections), motion)
 
 
 def box_at(x: int, y: int = 40, size: int = 30) -> np.ndarray:
@@ -281,12 +288,15 @@ def stopped_object_scene() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return prev, cur, rect(SHAPE, *OBJ)
 
 
-def track_that_moved_into(mask: np.ndarray, hits: int, config: TrackerConfig = TrackerConfig()) -> tuple[Tracker, int]:
-    """A tracker with one track seen moving `hits` times, ending at `mask`."""
+def track_that_moved_into(mask: np.ndarray, hits: int, config: TrackerConfig = TrackerConfig(),
+                          image: np.ndarray | None = None) -> tuple[Tracker, int]:
+    """A tracker with one track seen moving `hits` times, ending at `mask`, over `image`
+    (default: the stopped-object scene's previous frame, so the track learns the object's look)."""
+    image = stopped_object_scene()[0] if image is None else image
     tr = Tracker(config)
     for i in range(hits):
         shift = 2 * (hits - 1 - i)
-        (t,) = tr.update(result(i, Detection(np.roll(mask, -shift, axis=1), 0.95))).visible
+        (t,) = tr.update(result(i, Detection(np.roll(mask, -shift, axis=1), 0.95), image=image)).visible
     return tr, t.id
 
 
@@ -331,6 +341,19 @@ def test_object_that_left_is_not_continued() -> None:
     tr, tid = track_that_moved_into(mask, hits=3)
     (t,) = tr.update(result(3, motion=MotionContext(prev, cur, translation(*CAMERA)))).tracks
     assert t.id == tid and t.status == TrackStatus.LOST
+
+
+def test_track_on_static_background_is_not_kept_as_a_ghost() -> None:
+    """The image under the carried mask is static, but it is background, not the object any more."""
+    prev, _, mask = stopped_object_scene()
+    red_object = prev.copy()
+    red_object[mask] = (red_object[mask] * np.array([1.0, 0.3, 0.3])).astype(np.uint8)
+    background = textured(*SHAPE, seed=2)
+    bg_cur = translate(background, *CAMERA)
+    tr, tid = track_that_moved_into(mask, hits=3, image=red_object)  # learned a red object's look
+    (t,) = tr.update(result(3, motion=MotionContext(background, bg_cur, translation(*CAMERA)))).tracks
+    assert t.id == tid and t.status == TrackStatus.LOST
+    assert carry_mask(mask, MotionContext(background, bg_cur, translation(*CAMERA)), 12.0) is not None
 
 
 def test_young_track_is_not_continued_from_static_evidence() -> None:

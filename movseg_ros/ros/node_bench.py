@@ -11,20 +11,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import random
-import signal
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from movseg_ros.paths import config_file
 
 IMAGE_TOPIC = "/movseg_bench/image"
 
@@ -59,21 +54,6 @@ class BenchResult:
     node_exit_code: int | None = None
     latencies: list[float] = field(default_factory=list)
     rss_samples: list[tuple[float, float]] = field(default_factory=list)  # (seconds since start, MB)
-
-
-def bench_env(domain_id: int, shm_profile: bool) -> dict[str, str]:
-    """This run's ROS environment: private domain, localhost discovery, the SHM profile."""
-    env = {"ROS_DOMAIN_ID": str(domain_id), "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
-    if shm_profile:
-        env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(config_file("fastdds_shm.xml"))
-    return env
-
-
-def start_node(env: dict[str, str], params_file: Path, log_path: Path) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "movseg_ros.ros.segment_node", "--ros-args", "--params-file", str(params_file),
-           "-r", f"image:={IMAGE_TOPIC}", "-p", "diagnostics_period:=1.0"]
-    log = open(log_path, "w")  # noqa: SIM115 - owned by the child for its lifetime
-    return subprocess.Popen(cmd, env={**os.environ, **env, "PYTHONUNBUFFERED": "1"}, stdout=log, stderr=subprocess.STDOUT)
 
 
 class RssSampler:
@@ -117,70 +97,37 @@ def rss_summary(samples: list[tuple[float, float]]) -> dict[str, float]:
     return {"start": float(mb[0]), "end": float(mb[-1]), "max": float(mb.max()), "slope_second_half_mb_per_min": slope}
 
 
-def stream(args: argparse.Namespace, proc: subprocess.Popen, result: BenchResult) -> None:
+def stream(args: argparse.Namespace, node: Any, result: BenchResult) -> None:
     """Publish the scene at the rate for the duration, collecting outputs and RSS."""
-    import rclpy
-    from diagnostic_msgs.msg import DiagnosticArray
-    from rclpy.executors import SingleThreadedExecutor
-    from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
-    from sensor_msgs.msg import Image
-
-    from movseg_ros.ros.image_codec import header_of, stamp_ns_of
+    from movseg_ros.ros.node_session import SENSOR, StreamClient
     from movseg_ros.scene import SceneConfig, make_scene
 
-    scene = [f.tobytes() for f in make_scene(SceneConfig(width=args.width, height=args.height)).frames]
+    scene = make_scene(SceneConfig(width=args.width, height=args.height)).frames
     frames = scene + scene[-2:0:-1]  # played back and forth: a loop that never jumps
+    client = StreamClient(IMAGE_TOPIC, "movseg_bench", camera_qos=SENSOR, keep_messages=False)
     sent: dict[int, float] = {}
-    received: dict[int, float] = {}
-    lock = threading.Lock()
-
-    def on_instances(msg: Image) -> None:
-        now = time.monotonic()
-        with lock:
-            received.setdefault(stamp_ns_of(msg.header), now)
-
-    def on_diagnostics(msg: DiagnosticArray) -> None:
-        for s in msg.status:
-            if s.name.startswith("movseg"):
-                result.node_diagnostics = {kv.key: kv.value for kv in s.values}
-
-    node = rclpy.create_node("movseg_bench")
-    camera_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.BEST_EFFORT)
-    output_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=50, reliability=ReliabilityPolicy.RELIABLE)
-    camera = node.create_publisher(Image, IMAGE_TOPIC, camera_qos)
-    node.create_subscription(Image, "/movseg/instances", on_instances, output_qos)
-    node.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, output_qos)
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    spinner.start()
     try:
-        deadline = time.monotonic() + 60.0
-        while (camera.get_subscription_count() == 0 or node.count_publishers("/movseg/instances") == 0):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the node did not come up (see its log)")
-            time.sleep(0.05)
-        time.sleep(0.5)
-        sampler = RssSampler(proc.pid)
+        client.wait_connected(60.0, node)
+        sampler = RssSampler(node.pid)
         sampler.start()
         period = 1.0 / args.rate
         n = int(round(args.duration * args.rate))
         t0 = time.monotonic()
         for i in range(n):
             stamp = time.time_ns()
-            msg = Image(header=header_of(stamp, "camera"), height=args.height, width=args.width, encoding="rgb8",
-                        is_bigendian=0, step=3 * args.width, data=frames[i % len(frames)])
-            with lock:
-                sent[stamp] = time.monotonic()
-            camera.publish(msg)
+            sent[stamp] = time.monotonic()
+            client.publish(frames[i % len(frames)], stamp)
             time.sleep(max(0.0, t0 + (i + 1) * period - time.monotonic()))
-            if proc.poll() is not None:
-                raise RuntimeError(f"the node exited with code {proc.returncode} during the run")
+            if not node.alive():
+                raise RuntimeError(f"the node exited with code {node.proc.returncode} during the run")
         time.sleep(2.0)  # the last outputs
         sampler.stop()
-        with lock:
-            lat = [(received[s] - t) * 1e3 for s, t in sent.items() if s in received]
-            times = sorted(received[s] for s in sent if s in received)
+        with client.lock:
+            received = {s: t[0] for s, t in client.got.instance_times.items()}
+            if client.got.diagnostics:
+                result.node_diagnostics = client.got.diagnostics[-1]
+        lat = [(received[s] - t) * 1e3 for s, t in sent.items() if s in received]
+        times = sorted(received[s] for s in sent if s in received)
         result.published, result.outputs = len(sent), len(lat)
         result.unanswered = len(sent) - len(lat)
         result.output_rate = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else 0.0
@@ -192,9 +139,7 @@ def stream(args: argparse.Namespace, proc: subprocess.Popen, result: BenchResult
         result.rss_samples = sampler.samples
         result.rss_mb = rss_summary(sampler.samples)
     finally:
-        executor.shutdown(timeout_sec=2.0)
-        spinner.join(3.0)
-        node.destroy_node()
+        client.close()
 
 
 def report(r: BenchResult) -> str:
@@ -243,30 +188,25 @@ def plot(r: BenchResult, path: Path) -> None:
 def run(args: argparse.Namespace) -> int:
     import rclpy
 
-    domain = args.domain_id if args.domain_id is not None else random.SystemRandom().randint(1, 200)
-    env = bench_env(domain, not args.no_shm_profile)
-    os.environ.update(env)  # this process's participant must match the node's transports and domain
-    params = args.params_file or config_file("segment.yaml")
+    from movseg_ros.ros.node_session import NodeProcess, init_rclpy, random_domain, ros_env
+
+    env = ros_env(args.domain_id if args.domain_id is not None else random_domain(), not args.no_shm_profile)
     result = BenchResult(rate=args.rate, duration_s=args.duration, width=args.width, height=args.height)
-    log_path = Path(tempfile.mkstemp(prefix="movseg-bench-node-", suffix=".log")[1])
-    proc = start_node(env, params, log_path)
-    rclpy.init()
+    node = NodeProcess.start(env, args.params_file, remap=f"image:={IMAGE_TOPIC}", extra=["-p", "diagnostics_period:=1.0"])
+    init_rclpy(env)
     code = 0
     try:
-        stream(args, proc, result)
+        stream(args, node, result)
     except (RuntimeError, KeyboardInterrupt) as e:
-        print(f"movseg bench node: {e}; node log: {log_path}", file=sys.stderr)
+        print(f"movseg bench node: {e}; node log: {node.log_path}", file=sys.stderr)
         code = 1
     finally:
         rclpy.try_shutdown()
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-        result.node_exit_code = proc.returncode
+        try:
+            result.node_exit_code = node.stop(15.0)
+        except RuntimeError as e:
+            print(f"movseg bench node: {e}", file=sys.stderr)
+            result.node_exit_code = node.proc.returncode
     print(report(result))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -275,8 +215,7 @@ def run(args: argparse.Namespace) -> int:
         args.plot.parent.mkdir(parents=True, exist_ok=True)
         plot(result, args.plot)
     if code == 0 and result.node_exit_code != 0:
-        print(f"node exited with {result.node_exit_code}; log: {log_path}", file=sys.stderr)
+        print(f"node exited with {result.node_exit_code}; log: {node.log_path}", file=sys.stderr)
         code = 1
-    if code == 0:
-        log_path.unlink(missing_ok=True)
+    node.close(keep_log=code != 0)
     return code

@@ -73,7 +73,7 @@ class NodeSettings:
     """Everything the node reads from its parameters, validated."""
 
     pipeline: PipelineConfig
-    queue_size: int = 2
+    queue_size: int = 1
     reliability: str = "best_effort"
     depth: int = 5
     use_compressed: bool = False
@@ -88,7 +88,7 @@ def node_specs() -> list[ParamSpec]:
         ParamSpec("pipeline", defaults.pipeline, "Segmentation pipeline to run.", choices=tuple(PIPELINES)),
         ParamSpec("buffer_length", defaults.buffer_length,
                   "Frames kept in the clip buffer (history the segmenter can look at).", int_range=(2, 64)),
-        ParamSpec("queue_size", 2, "Input frames waiting for the worker; when full the oldest is dropped.",
+        ParamSpec("queue_size", 1, "Input frames waiting for the worker; when full the oldest is dropped.",
                   int_range=(1, 100)),
         ParamSpec("qos.reliability", "best_effort",
                   "Input subscription reliability: best_effort (sensor data) or reliable.", choices=RELIABILITIES),

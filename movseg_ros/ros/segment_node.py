@@ -146,7 +146,6 @@ class SegmentNode(Node):
         frame = Frame(image, stamp_ns_of(msg.header), msg.header.frame_id, self._index)
         self._index += 1
         self._arrivals[frame.index] = arrival
-        before = len(self.pipeline.resets)
         try:
             outputs = self.pipeline.process(frame)
         except Exception as e:  # noqa: BLE001 - one bad frame must not stop the stream
@@ -154,11 +153,11 @@ class SegmentNode(Node):
             self._log("failure").error(f"pipeline failed on frame {frame.index}: {type(e).__name__}: {e}",
                                        throttle_duration_sec=LOG_THROTTLE_S)
             return
-        resets = self.pipeline.resets[before:]
-        for r in resets:
-            self._log(f"reset.{r.reason}").warning(f"stream reset ({r.reason}): {r.detail}",
-                                                   throttle_duration_sec=LOG_THROTTLE_S)
-        self.stats.on_processed([r.reason for r in resets])
+        reset = self.pipeline.last_reset
+        if reset is not None:
+            self._log(f"reset.{reset.reason}").warning(f"stream reset ({reset.reason}): {reset.detail}",
+                                                       throttle_duration_sec=LOG_THROTTLE_S)
+        self.stats.on_processed([reset.reason] if reset is not None else [])
         for out in outputs:
             self._publish(out)
         if len(self._arrivals) > 1024:  # outputs that never came (near-online pipeline reset)
