@@ -108,11 +108,24 @@ class Pipeline:
         return [self.tracker.update(r) for r in self.segment(frame)]
 
     def run_offline(self, frames: Iterable[Frame]) -> list[FrameOutput]:
-        """Segment a whole sequence, then track it forward and backward (seed 000's offline mode)."""
-        results: list[SegmenterResult] = []
-        for frame in frames:
-            results.extend(self.segment(frame))
-        return track_offline(results, self.config.tracker)
+        """Segment a whole sequence both ways in time, then track it forward and backward.
+
+        Seed 000's offline mode: the reverse pass gives the first frame motion evidence and
+        lets the tracker pick objects up before they started moving.
+        """
+        frames = list(frames)
+        if not frames:
+            return []
+        forward = [r for f in frames for r in self.segment(f)]
+        self.reset()
+        span = frames[0].stamp_ns + frames[-1].stamp_ns  # mirrored stamps still increase
+        backward = [r for f in reversed(frames) for r in self.segment(Frame(f.image, span - f.stamp_ns, f.frame_id, f.index))]
+        self.reset()
+        if len(forward) != len(frames) or len(backward) != len(frames):
+            raise RuntimeError(f"offline mode needs one result a frame ({len(frames)} frames, "
+                               f"{len(forward)} forward and {len(backward)} backward results)")
+        backward = [SegmenterResult(f, r.detections, r.motion) for f, r in zip(frames, reversed(backward))]
+        return track_offline(forward, self.config.tracker, backward)
 
     def reset(self) -> None:
         self.buffer.clear()

@@ -253,18 +253,25 @@ def _reversed_results(results: list[SegmenterResult]) -> list[SegmenterResult]:
     return out
 
 
-def track_offline(results: list[SegmenterResult], config: TrackerConfig = TrackerConfig()) -> list[FrameOutput]:
+def track_offline(results: list[SegmenterResult], config: TrackerConfig = TrackerConfig(),
+                  backward_results: list[SegmenterResult] | None = None) -> list[FrameOutput]:
     """Forward then backward tracking over a whole sequence (seed 000 on FBMS).
 
     The backward pass picks objects up before they started moving (in reverse time they stop,
     and static continuation carries them). Backward tracks are matched to forward ones by mean
     mask IoU over the frames both see; matched ones take the forward id and fill the frames the
-    forward pass missed; unmatched ones get new ids.
+    forward pass missed; unmatched ones get new ids. `backward_results`, in frame order, are the
+    sequence segmented in reverse time (so the first frame has motion too); without them the
+    forward results are replayed backwards.
     """
     forward_tracker = Tracker(config)
     forward = [forward_tracker.update(r) for r in results]
+    if backward_results is None:
+        backward_results = _reversed_results(results)[::-1]
+    if len(backward_results) != len(results):
+        raise ValueError(f"{len(results)} forward results but {len(backward_results)} backward ones")
     back_tracker = Tracker(config)
-    backward = [back_tracker.update(r) for r in _reversed_results(results)][::-1]
+    backward = [back_tracker.update(r) for r in reversed(backward_results)][::-1]
     fwd_ids = sorted({t.id for o in forward for t in o.visible})
     bwd_ids = sorted({t.id for o in backward for t in o.visible})
     overlap = np.zeros((len(fwd_ids), len(bwd_ids)))
