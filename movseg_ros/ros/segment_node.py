@@ -238,6 +238,9 @@ def main(args: list[str] | None = None) -> int:
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception:  # noqa: BLE001 - a signal can shut the context down inside a wait
+        if rclpy.ok():
+            raise
     finally:
         if not node.stop():
             node.get_logger().error("worker did not stop within 5 s")
