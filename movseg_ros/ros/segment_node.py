@@ -12,10 +12,8 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from typing import Callable, Union
+from typing import Union
 
-import cv2
-import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.executors import ExternalShutdownException
@@ -26,7 +24,8 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from sensor_msgs.msg import CompressedImage, Image, PointCloud2
 
 from movseg_ros.frame import Frame
-from movseg_ros.output import FrameOutput, TrackState
+from movseg_ros.output import FrameOutput
+from movseg_ros.overlay import draw_overlay
 from movseg_ros.pipeline import Pipeline
 from movseg_ros.ros.drop_queue import DropOldestQueue
 from movseg_ros.ros.image_codec import (BadImage, decode_compressed, decode_image, encode_image,
@@ -38,7 +37,6 @@ from movseg_ros.ros.tracks_msg import tracks_to_cloud
 NODE_NAME = "movseg"
 LOG_THROTTLE_S = 5.0
 InputMsg = Union[Image, CompressedImage]
-OverlayFn = Callable[[np.ndarray, np.ndarray, list[TrackState]], np.ndarray]
 
 
 def input_qos(settings: NodeSettings) -> QoSProfile:
@@ -72,7 +70,6 @@ class SegmentNode(Node):
             raise ParameterError("pipeline", f"cannot build pipeline '{self.settings.pipeline.pipeline}': {e}") from None
         self.stats = NodeStats()
         self.queue: DropOldestQueue[tuple[InputMsg, float]] = DropOldestQueue(self.settings.queue_size)
-        self._overlay_fn = _overlay_function()
         self._publish_overlay = self.settings.publish_overlay
         self._arrivals: dict[int, float] = {}
         self._index = 0
@@ -173,7 +170,7 @@ class SegmentNode(Node):
         camera_latency = (self.get_clock().now().nanoseconds - out.frame.stamp_ns) * 1e-9
         self.stats.on_published(now, now - arrival, camera_latency)
         if self._publish_overlay and self.pub_overlay.get_subscription_count() > 0:
-            overlay = self._overlay_fn(out.frame.image, out.label_map, out.tracks)
+            overlay = draw_overlay(out.frame.image, out.label_map, out.tracks)
             self.pub_overlay.publish(encode_image(overlay, header, "bgr8"))
 
     def _log(self, topic: str) -> RcutilsLogger:
@@ -187,42 +184,6 @@ class SegmentNode(Node):
         self.queue.close()
         self._worker.join(timeout)
         return not self._worker.is_alive()
-
-
-def _overlay_function() -> OverlayFn:
-    """movseg_ros.overlay.draw_overlay where it exists, else the minimal drawing here."""
-    try:
-        from movseg_ros.overlay import draw_overlay
-    except ImportError:
-        return _draw_overlay_minimal
-    return draw_overlay
-
-
-def _draw_overlay_minimal(image_rgb: np.ndarray, label_map: np.ndarray, tracks: list[TrackState]) -> np.ndarray:
-    """Each visible track's mask tinted in a colour of its id, with the id written at its box."""
-    out = image_rgb.copy()
-    ids = np.unique(label_map[label_map > 0])
-    for tid in ids:
-        colour = _id_colour(int(tid))
-        region = label_map == tid
-        out[region] = (0.5 * out[region] + 0.5 * np.array(colour)).astype(np.uint8)
-    for t in tracks:
-        if t.mask is None:
-            continue
-        colour = _id_colour(t.id)
-        x0, y0, x1, y1 = t.box
-        cv2.rectangle(out, (x0, y0), (x1 - 1, y1 - 1), colour, 2 if t.moving else 1)
-        cv2.putText(out, f"{t.id}{'' if t.moving else ' (static)'}", (x0, max(12, y0 - 4)),
-                    cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1, cv2.LINE_AA)
-    return out
-
-
-def _id_colour(track_id: int) -> tuple[int, int, int]:
-    """A bright, stable colour per id (golden-ratio hue steps)."""
-    hue = int((track_id * 0.618033988749895 % 1.0) * 180)
-    hsv = np.array([[[hue, 220, 255]]], np.uint8)
-    r, g, b = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0]
-    return int(r), int(g), int(b)
 
 
 def main(args: list[str] | None = None) -> int:
