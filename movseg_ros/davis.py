@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+import os
 from pathlib import Path
 import cv2
 import numpy as np
 
 from movseg_ros.frame import Frame
 
-DEFAULT_ROOT = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "davis2016"
+def default_root() -> Path:
+    """The DAVIS dev set: $MOVSEG_DAVIS, else ../shared/data/davis2016 beside the checkout or the working folder."""
+    if os.environ.get("MOVSEG_DAVIS"):
+        return Path(os.environ["MOVSEG_DAVIS"])
+    candidates = [Path(__file__).resolve().parent.parent.parent, Path.cwd().parent, Path.cwd()]
+    for base in candidates:
+        if (base / "shared" / "data" / "davis2016").is_dir():
+            return base / "shared" / "data" / "davis2016"
+    return candidates[0] / "shared" / "data" / "davis2016"
 
 
 @dataclass(frozen=True)

@@ -22,18 +22,51 @@ class EgoMotion:
     inlier_ratio: float
 
     @classmethod
-    def fit(cls, flow: np.ndarray, step: int = 8, threshold: float = 1.0) -> "EgoMotion":
-        """RANSAC homography on a grid of flow vectors (every `step` pixels, `threshold` px)."""
+    def fit(cls, flow: np.ndarray, step: int = 8, threshold: float = 1.0,
+            exclude: np.ndarray | None = None) -> "EgoMotion":
+        """RANSAC homography on a grid of flow vectors (every `step` pixels, `threshold` px).
+
+        `exclude` (bool HxW) marks pixels known to move independently (last frame's objects):
+        they do not vote for the camera's motion, unless they would leave too few votes.
+        """
         h, w = flow.shape[:2]
         ys, xs = np.mgrid[step // 2:h:step, step // 2:w:step]
-        src = np.stack([xs.ravel(), ys.ravel()], 1).astype(np.float32)
-        dst = src + flow[ys.ravel(), xs.ravel()]
+        ys, xs = ys.ravel(), xs.ravel()
+        if exclude is not None:
+            keep = ~exclude[ys, xs]
+            if keep.mean() >= 0.3:
+                ys, xs = ys[keep], xs[keep]
+        src = np.stack([xs, ys], 1).astype(np.float32)
+        dst = src + flow[ys, xs]
         hom, inliers = cv2.findHomography(src, dst, cv2.RANSAC, threshold)
         if hom is None:  # degenerate flow (e.g. a blank image): fall back to "no camera motion"
-            hom, ratio = np.eye(3), 0.0
-        else:
-            ratio = float(inliers.mean())
-        return cls(hom, predicted_flow(hom, (h, w)), ratio)
+            return cls(np.eye(3), predicted_flow(np.eye(3), (h, w)), 0.0)
+        inliers = inliers.ravel() > 0
+        rest = ~inliers
+        if rest.mean() >= 0.2:  # a second coherent motion: the camera's, if the border moves with it
+            hom2, inl2 = cv2.findHomography(src[rest], dst[rest], cv2.RANSAC, threshold)
+            if hom2 is not None:
+                border = _near_border(xs, ys, w, h)
+                if _support(hom2, src, dst, border, threshold) > 1.5 * _support(hom, src, dst, border, threshold):
+                    hom, inliers = hom2, _fits(hom2, src, dst, threshold)
+        return cls(hom, predicted_flow(hom, (h, w)), float(inliers.mean()))
+
+
+def _near_border(xs: np.ndarray, ys: np.ndarray, w: int, h: int, band: float = 0.12) -> np.ndarray:
+    """Grid points within `band` of the image edge: where the static scene usually shows."""
+    bx, by = band * w, band * h
+    return (xs < bx) | (xs >= w - bx) | (ys < by) | (ys >= h - by)
+
+
+def _fits(hom: np.ndarray, src: np.ndarray, dst: np.ndarray, threshold: float) -> np.ndarray:
+    """Which correspondences `hom` explains within `threshold` px."""
+    p = cv2.perspectiveTransform(src[None], hom)[0]
+    return np.linalg.norm(p - dst, axis=1) <= threshold
+
+
+def _support(hom: np.ndarray, src: np.ndarray, dst: np.ndarray, where: np.ndarray, threshold: float) -> float:
+    """Fraction of the `where` correspondences that `hom` explains."""
+    return float(_fits(hom, src[where], dst[where], threshold).mean()) if where.any() else 0.0
 
 
 def predicted_flow(homography: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

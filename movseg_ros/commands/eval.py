@@ -18,14 +18,15 @@ import numpy as np
 from tqdm import tqdm
 
 from movseg_ros.config_io import load_pipeline_config
-from movseg_ros.davis import DEFAULT_ROOT, DavisSequence, find_sequences
+from movseg_ros.davis import DavisSequence, default_root, find_sequences
 from movseg_ros.metrics import jaccard
 from movseg_ros.pipeline import Pipeline, PipelineConfig
 from movseg_ros.sources import stamp_ns
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", type=Path, default=DEFAULT_ROOT, help=f"folder of DAVIS sequences (default {DEFAULT_ROOT})")
+    p.add_argument("--data", type=Path, default=None,
+                   help="folder of DAVIS sequences (default: $MOVSEG_DAVIS, else ../shared/data/davis2016)")
     p.add_argument("--sequences", nargs="*", help="only these sequences")
     p.add_argument("--config", type=Path, help="pipeline YAML or the node's ROS params file")
     p.add_argument("--offline", action="store_true", help="forward-backward tracking over each whole sequence")
@@ -55,6 +56,7 @@ def score_sequence(seq: DavisSequence, config: PipelineConfig, offline: bool) ->
 def run(args: argparse.Namespace) -> int:
     try:
         config = load_pipeline_config(args.config) if args.config else PipelineConfig()
+        args.data = args.data or default_root()
         sequences = find_sequences(args.data, args.sequences)
     except (FileNotFoundError, ValueError) as e:
         print(f"movseg eval: error: {e}", file=sys.stderr)

@@ -75,12 +75,20 @@ class GeometricSegmenter:
             self._prob = None
             return [SegmenterResult(frame)]
         flow = self.flow.flow_grey(grey, prev)  # current -> previous: where each pixel came from
-        ego = EgoMotion.fit(flow)
+        gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
+        map_x, map_y = gx + flow[..., 0], gy + flow[..., 1]  # each pixel's place in the previous frame
+        carried = None  # last frame's probability map, moved along the flow to this frame
+        if self._prob is not None:
+            carried = cv2.remap(self._prob, map_x, map_y, cv2.INTER_LINEAR, borderValue=0)
+        known = None if carried is None else carried > 0.5  # where last frame's objects are now
+        ego = EgoMotion.fit(flow, exclude=known)
         residual = flow - ego.flow
-        evidence = self._evidence(residual)
+        evidence = self._evidence(residual, known)
         if self.config.fb_check > 0:
-            evidence[~self._consistent(flow, self.flow.flow_grey(prev, grey))] = 0.0
-        prob = self._remember(evidence, flow)
+            back = self.flow.flow_grey(prev, grey)  # previous -> current
+            evidence[~self._consistent(flow, cv2.remap(back, map_x, map_y, cv2.INTER_LINEAR))] = 0.0
+        prob = evidence if carried is None else (1 - self.config.memory) * evidence + self.config.memory * carried
+        self._prob = prob
         if self.config.colour_weight > 0:
             prob = self._colour_fuse(small_rgb, prob)
         if self.config.refine_radius > 0:
@@ -90,34 +98,27 @@ class GeometricSegmenter:
         to_current = rescale_homography(np.linalg.inv(ego.homography), (h, w), (h0, w0))
         return [SegmenterResult(frame, dets, MotionContext(buffer[-2].image, frame.image, to_current))]
 
-    def _evidence(self, residual: np.ndarray) -> np.ndarray:
-        """Motion evidence in [0, 1]: residual flow in units of its robust spread, over k."""
+    def _evidence(self, residual: np.ndarray, known: np.ndarray | None) -> np.ndarray:
+        """Motion evidence in [0, 1]: residual flow in units of its robust spread, over k.
+
+        The spread is measured away from last frame's objects, so a large object does not
+        inflate it and hide itself.
+        """
         mag = cv2.magnitude(residual[..., 0], residual[..., 1])
-        sigma = 1.4826 * float(np.median(mag)) + 0.1
+        scene = mag[~known] if known is not None and (~known).mean() >= 0.3 else mag
+        sigma = 1.4826 * float(np.median(scene)) + 0.1
         k = self.config.residual_k
         return np.clip((mag / sigma - k) / k, 0.0, 1.0).astype(np.float32)
 
-    def _consistent(self, flow: np.ndarray, back: np.ndarray) -> np.ndarray:
+    def _consistent(self, flow: np.ndarray, back_there: np.ndarray) -> np.ndarray:
         """Pixels whose flow, followed there and back, returns home (not occluded, not smeared).
 
-        DIS smears an object's flow over the background it uncovers; those pixels fail here.
+        `back_there` is the backward flow sampled where each pixel's flow points. DIS smears an
+        object's flow over the background it uncovers; those pixels fail here.
         """
-        h, w = flow.shape[:2]
-        gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
-        trip = flow + cv2.remap(back, gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR)
+        trip = flow + back_there
         err = cv2.magnitude(trip[..., 0], trip[..., 1])
         return err <= self.config.fb_check + self.config.fb_relative * cv2.magnitude(flow[..., 0], flow[..., 1])
-
-    def _remember(self, evidence: np.ndarray, flow: np.ndarray) -> np.ndarray:
-        """Blend in the previous probability map, carried to this frame along the flow."""
-        prob = evidence
-        if self._prob is not None and self.config.memory > 0:
-            h, w = flow.shape[:2]
-            gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
-            carried = cv2.remap(self._prob, gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR, borderValue=0)
-            prob = (1 - self.config.memory) * evidence + self.config.memory * carried
-        self._prob = prob
-        return prob
 
     def _colour_fuse(self, rgb: np.ndarray, prob: np.ndarray) -> np.ndarray:
         """Sharpen motion evidence with fg/bg colour histograms learned from the motion itself.
