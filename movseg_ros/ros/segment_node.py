@@ -65,7 +65,7 @@ class SegmentNode(Node):
             self.get_logger().warning(f"ignoring unknown parameter '{name}' (typo?)")
         try:
             self.pipeline = Pipeline(self.settings.pipeline)
-        except (ValueError, OSError) as e:  # e.g. a model file a learned pipeline cannot load
+        except (ValueError, OSError, RuntimeError) as e:  # e.g. a model file that cannot load, a missing module
             self.destroy_node()
             raise ParameterError("pipeline", f"cannot build pipeline '{self.settings.pipeline.pipeline}': {e}") from None
         self.stats = NodeStats()

@@ -55,6 +55,9 @@ class GeometricSegmenter:
 
     def __init__(self, config: GeometricConfig = GeometricConfig()) -> None:
         self.config = config
+        if config.refine_radius > 0 and not hasattr(cv2, "ximgproc"):
+            raise RuntimeError("geometric.refine_radius > 0 needs OpenCV's contrib module ximgproc "
+                               "(pip: opencv-contrib-python-headless); install it or set refine_radius: 0")
         self.flow = DISFlow(DISFlowConfig(preset=config.flow_preset, scale=1.0))
         self.reset()
 
