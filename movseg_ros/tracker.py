@@ -105,9 +105,7 @@ def carry_mask(mask: np.ndarray, motion: MotionContext, max_diff: float) -> np.n
     moved = cv2.warpPerspective(mask.astype(np.uint8), motion.homography, (w, h), flags=cv2.INTER_NEAREST) > 0
     if not moved.any():
         return None
-    prev = cv2.cvtColor(motion.previous, cv2.COLOR_RGB2GRAY)
-    cur = cv2.cvtColor(motion.current, cv2.COLOR_RGB2GRAY)
-    warped = cv2.warpPerspective(prev, motion.homography, (w, h), flags=cv2.INTER_LINEAR)
+    cur, warped = motion.current_grey, motion.previous_grey_moved
     diff = np.abs(cur[moved].astype(np.int16) - warped[moved].astype(np.int16))
     return moved if float(np.median(diff)) <= max_diff else None
 

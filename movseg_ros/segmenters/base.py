@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Protocol
 
+import cv2
 import numpy as np
 
 from movseg_ros.clip_buffer import ClipBuffer
@@ -31,6 +33,18 @@ class MotionContext:
     previous: np.ndarray
     current: np.ndarray
     homography: np.ndarray
+
+    @cached_property
+    def current_grey(self) -> np.ndarray:
+        return cv2.cvtColor(self.current, cv2.COLOR_RGB2GRAY)
+
+    @cached_property
+    def previous_grey_moved(self) -> np.ndarray:
+        """The previous frame in grey, moved by the ego-motion onto the current one (computed once
+        per frame, however many tracks are carried)."""
+        h, w = self.current.shape[:2]
+        grey = cv2.cvtColor(self.previous, cv2.COLOR_RGB2GRAY)
+        return cv2.warpPerspective(grey, self.homography, (w, h), flags=cv2.INTER_LINEAR)
 
 
 @dataclass
