@@ -9,10 +9,13 @@ STAMP := $(VENV)/.installed
 $(STAMP): setup.py package.xml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[ros,test]"
+	$(PY) -m pip install --quiet -e ".[ros,test,ml]"
+	# trackeval (HOTA, CLEAR) without its deps: it asks for opencv-python, whose cv2 would replace
+	# opencv-contrib's (and its ximgproc); its other deps are ours already
+	$(PY) -m pip install --quiet --no-deps "trackeval==1.3.0"
 	touch $(STAMP)
 
-venv: $(STAMP)  ## create .venv with the package, ROS 2 (rclpy wheels) and test tools
+venv: $(STAMP)  ## create .venv with the package, ROS 2 (rclpy wheels), torch (pinned) and test tools
 
 demo: $(STAMP)  ## run the node on the built-in scene over real ROS topics; writes out/demo/
 	$(VENV)/bin/movseg demo --out out/demo

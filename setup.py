@@ -26,10 +26,17 @@ setup(
         "tqdm>=4.60",
         "matplotlib>=3.7",
         "psutil>=5.9",
+        "rosbags>=0.11",
+        "pycocotools>=2.0.7",
+        "scikit-image>=0.22",
+        "pillow>=9",
+        "tabulate>=0.9",  # trackeval's own dependency: trackeval is installed with --no-deps (see Makefile)
     ],
     extras_require={
         "ros": ["ros-rclpy[fastrtps]", "ros-sensor-msgs", "ros-std-msgs", "ros-diagnostic-msgs", "ros-builtin-interfaces"],
         "test": ["pytest>=7", "pytest-timeout>=2"],
+        # exact pins: an unpinned torch pulls the newest release, which torchvision's ops do not match
+        "ml": ["torch==2.14.1", "torchvision==0.29.1"],
     },
     zip_safe=True,
     maintainer="movseg_ros developers",

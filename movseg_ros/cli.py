@@ -10,7 +10,10 @@ import sys
 COMMANDS = {
     "run": "Segment a video file, an image folder or a DAVIS sequence offline.",
     "demo": "Run the node on a built-in scene over real ROS topics and summarise.",
-    "eval": "Score the pipeline on DAVIS-layout sequences (J per sequence).",
+    "eval": "Score predictions or a pipeline against ground truth (DAVIS, FBMS, MOTS metrics).",
+    "replay": "Replay a bag through the pipeline (in-process) or the node (live) and score it.",
+    "bag": "Write frames into a rosbag2 bag (make) or describe one (info).",
+    "synth": "Generate synthetic moving-object clips with exact flow and ids.",
     "bench": "Measure speed, latency and memory.",
 }
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from movseg_ros.cli import main
-from movseg_ros.davis import find_sequences, read_sequence
+from movseg_ros.datasets.davis import find_sequences, read_sequence
 from movseg_ros.scene import SceneConfig, make_scene
 
 
@@ -69,7 +69,8 @@ def test_reader_rejects_sequences_with_missing_annotations(davis_root: Path, tmp
     (seq / "Annotations").mkdir()
     for i in range(3):
         cv2.imwrite(str(seq / "JPEGImages" / f"{i:05d}.jpg"), np.zeros((8, 8, 3), np.uint8))
-    cv2.imwrite(str(seq / "Annotations" / "00000.png"), np.zeros((8, 8), np.uint8))
-    with pytest.raises(ValueError, match="3 frames but 1 annotations"):
+    for i in (0, 1):  # frame 2 has no annotation (only-the-first-frame is the semi-supervised layout, allowed)
+        cv2.imwrite(str(seq / "Annotations" / f"{i:05d}.png"), np.zeros((8, 8), np.uint8))
+    with pytest.raises(ValueError, match=r"00002\.png: annotation missing for frame 00002\.jpg: 2 of 3"):
         read_sequence(seq)
     assert [s.name for s in find_sequences(davis_root)] == ["scene-a", "scene-b"]

@@ -1,11 +1,11 @@
-"""metrics.jaccard: region similarity J as DAVIS defines it."""
+"""davis_metrics.jaccard: region similarity J as DAVIS defines it."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from movseg_ros.metrics import jaccard
+from movseg_ros.evaluation.davis_metrics import jaccard
 
 
 def test_identical_masks_score_one() -> None:

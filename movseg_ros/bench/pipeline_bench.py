@@ -28,7 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _frames(args: argparse.Namespace) -> list[np.ndarray]:
     if args.davis is not None:
-        from movseg_ros.davis import read_sequence
+        from movseg_ros.datasets.davis import read_sequence
 
         seq = read_sequence(args.davis)
         return [cv2.resize(seq.image(i), (args.width, args.height), interpolation=cv2.INTER_AREA) for i in range(len(seq))]

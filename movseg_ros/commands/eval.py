@@ -18,8 +18,8 @@ import numpy as np
 from tqdm import tqdm
 
 from movseg_ros.config_io import load_pipeline_config
-from movseg_ros.davis import DavisSequence, default_root, find_sequences
-from movseg_ros.metrics import jaccard
+from movseg_ros.datasets.davis import DavisSequence, default_root, find_sequences
+from movseg_ros.evaluation.davis_metrics import jaccard
 from movseg_ros.pipeline import Pipeline, PipelineConfig
 from movseg_ros.sources import stamp_ns
 
@@ -36,8 +36,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def score_sequence(seq: DavisSequence, config: PipelineConfig, offline: bool) -> dict[str, Any]:
     """J of every frame of one sequence, and the time the pipeline took."""
-    if not seq.annotations:
-        raise ValueError(f"sequence {seq.name} has no Annotations/ to score against")
+    if len(seq.annotated) != len(seq):
+        raise ValueError(f"sequence {seq.name}: {len(seq.annotated)} of {len(seq)} frames annotated; eval scores every frame")
     pipeline = Pipeline(config)
     frames = (seq.frame(i, stamp_ns(i, 30.0)) for i in range(len(seq)))
     start = time.perf_counter()
@@ -48,7 +48,7 @@ def score_sequence(seq: DavisSequence, config: PipelineConfig, offline: bool) ->
     seconds = time.perf_counter() - start
     if len(outputs) != len(seq):
         raise RuntimeError(f"{seq.name}: {len(seq)} frames in but {len(outputs)} outputs")
-    js = [jaccard(o.foreground(), seq.truth(i)) for i, o in enumerate(outputs)]
+    js = [jaccard(o.foreground(), seq.binary(i)) for i, o in enumerate(outputs)]
     return {"sequence": seq.name, "frames": len(seq), "J": float(np.mean(js)), "J_per_frame": js,
             "ms_per_frame": 1000.0 * seconds / len(seq)}
 

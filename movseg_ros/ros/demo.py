@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from movseg_ros.metrics import jaccard
-from movseg_ros.output import TrackState, TrackStatus
+from movseg_ros.evaluation.davis_metrics import jaccard
+from movseg_ros.output import TrackStatus
 from movseg_ros.overlay import contact_sheet, draw_overlay, write_video
 from movseg_ros.scene import Scene, SceneConfig, make_scene
 
@@ -86,7 +86,7 @@ def _play(client: Any, scene: Scene, rate: float) -> tuple[list[int], dict[int, 
 def _summarise(scene: Scene, stamps: list[int], sent_at: dict[int, float], client: Any, exit_code: int,
                args: argparse.Namespace) -> dict[str, Any]:
     from movseg_ros.ros.image_codec import decode_label_map
-    from movseg_ros.ros.tracks_msg import tracks_from_cloud
+    from movseg_ros.ros.tracks_msg import track_state_of, tracks_from_cloud
 
     got = client.got
     args.out.mkdir(parents=True, exist_ok=True)
@@ -101,7 +101,7 @@ def _summarise(scene: Scene, stamps: list[int], sent_at: dict[int, float], clien
         labels = decode_label_map(got.instances[stamp][0])
         table = tracks_from_cloud(got.tracks[stamp][0])
         latencies.append(1000.0 * (got.instance_times[stamp][0] - sent_at[stamp]))
-        states = [_state(row, labels) for row in table]
+        states = [track_state_of(row, labels) for row in table]
         for s in states:
             if s.status == TrackStatus.VISIBLE:
                 rec = per_track.setdefault(s.id, {"first": i, "last": i, "moving": 0, "static": 0})
@@ -145,14 +145,6 @@ def _summarise(scene: Scene, stamps: list[int], sent_at: dict[int, float], clien
     (args.out / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
 
-
-def _state(row: np.void, labels: np.ndarray) -> TrackState:
-    """A decoded /movseg/tracks record as a TrackState (mask from the label map)."""
-    status = TrackStatus(int(row["status"]))
-    mask = (labels == int(row["id"])) if status == TrackStatus.VISIBLE else None
-    return TrackState(int(row["id"]), mask, (int(row["x0"]), int(row["y0"]), int(row["x1"]), int(row["y1"])),
-                      float(row["score"]), bool(row["moving"]), status, int(row["age"]), int(row["hits"]),
-                      (float(row["vx"]), float(row["vy"])))
 
 
 def _human(s: dict[str, Any]) -> str:

@@ -1,7 +1,8 @@
 """sensor_msgs Image / CompressedImage <-> numpy, without cv_bridge (no ROS 2 wheel exists).
 
 Decoding returns HxWx3 uint8 RGB, the one layout the core takes; malformed input raises
-`BadImage` whose `kind` lets the node count problems by type.
+`BadImage` whose `kind` lets the node count problems by type. The byte-level work is shared with
+the bag tools in movseg_ros/image_bytes.py; this module only unwraps rclpy messages.
 """
 
 from __future__ import annotations
@@ -11,23 +12,11 @@ import numpy as np
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
-# encoding -> (channels, OpenCV conversion to RGB or None when already RGB)
-DECODERS: dict[str, tuple[int, int | None]] = {
-    "rgb8": (3, None),
-    "bgr8": (3, cv2.COLOR_BGR2RGB),
-    "mono8": (1, cv2.COLOR_GRAY2RGB),
-    "rgba8": (4, cv2.COLOR_RGBA2RGB),
-    "bgra8": (4, cv2.COLOR_BGRA2RGB),
-}
-COMPRESSED_FORMATS = ("jpeg", "png")
+from movseg_ros.image_bytes import (COLOUR_ENCODINGS, COMPRESSED_FORMATS, ImageDecodeError,  # noqa: F401
+                                    decode_compressed_bytes, decode_label_bytes, decode_rgb_bytes)
 
-
-class BadImage(ValueError):
-    """An input image that cannot be decoded; `kind` names the problem class for counting."""
-
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
+DECODERS = COLOUR_ENCODINGS  # encoding -> (channels, OpenCV conversion to RGB or None)
+BadImage = ImageDecodeError  # an input image that cannot be decoded; `kind` names the problem class
 
 
 def copy_header(header: Header) -> Header:
@@ -52,39 +41,12 @@ def stamp_ns_of(header: Header) -> int:
 
 def decode_image(msg: Image) -> np.ndarray:
     """HxWx3 uint8 RGB from an 8-bit Image, honouring row padding (`step`)."""
-    enc = msg.encoding.lower()
-    if enc not in DECODERS:
-        raise BadImage("encoding", f"unsupported encoding '{msg.encoding}' (supported: {', '.join(DECODERS)})")
-    channels, conversion = DECODERS[enc]
-    h, w, step = int(msg.height), int(msg.width), int(msg.step)
-    if h == 0 or w == 0:
-        raise BadImage("empty", f"image is empty: {w}x{h}")
-    row = w * channels
-    if step < row:
-        raise BadImage("step", f"step {step} is less than width*channels = {w}*{channels} = {row} for {enc}")
-    data = np.frombuffer(msg.data, np.uint8)
-    if data.size < step * h:
-        raise BadImage("truncated", f"data has {data.size} bytes, need step*height = {step}*{h} = {step * h}")
-    pixels = data[: step * h].reshape(h, step)[:, :row].reshape(h, w, channels)
-    if conversion is None:
-        return pixels.copy()  # own the pixels: never alias the message buffer
-    return cv2.cvtColor(pixels if channels > 1 else pixels[:, :, 0], conversion)
+    return decode_rgb_bytes(msg.height, msg.width, msg.encoding, msg.step, msg.data)
 
 
 def decode_compressed(msg: CompressedImage) -> np.ndarray:
     """HxWx3 uint8 RGB from a jpeg or png CompressedImage."""
-    fmt = msg.format.lower()
-    if not any(f in fmt for f in COMPRESSED_FORMATS) and fmt.strip():
-        raise BadImage("encoding", f"unsupported compressed format '{msg.format}' (supported: {', '.join(COMPRESSED_FORMATS)})")
-    data = np.frombuffer(msg.data, np.uint8)
-    if data.size == 0:
-        raise BadImage("empty", "compressed image has no data")
-    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise BadImage("truncated", f"cannot decode {data.size} bytes of '{msg.format}' data (corrupt or truncated)")
-    if bgr.shape[0] == 0 or bgr.shape[1] == 0:
-        raise BadImage("empty", f"compressed image decodes to an empty {bgr.shape[1]}x{bgr.shape[0]} image")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    return decode_compressed_bytes(msg.format, msg.data)
 
 
 def encode_image(rgb: np.ndarray, header: Header, encoding: str = "rgb8") -> Image:
@@ -114,13 +76,4 @@ def encode_label_map(label_map: np.ndarray, header: Header) -> Image:
 
 def decode_label_map(msg: Image) -> np.ndarray:
     """HxW uint16 from a `mono16` Image of either byte order (the subscriber side)."""
-    if msg.encoding != "mono16":
-        raise BadImage("encoding", f"label map must be mono16, got '{msg.encoding}'")
-    h, w, step = int(msg.height), int(msg.width), int(msg.step)
-    if step < 2 * w:
-        raise BadImage("step", f"step {step} is less than 2*width = {2 * w}")
-    data = np.frombuffer(msg.data, np.uint8)
-    if data.size < step * h:
-        raise BadImage("truncated", f"data has {data.size} bytes, need step*height = {step * h}")
-    rows = data[: step * h].reshape(h, step)[:, : 2 * w]
-    return rows.copy().view(">u2" if msg.is_bigendian else "<u2").reshape(h, w).astype(np.uint16)
+    return decode_label_bytes(msg.height, msg.width, msg.encoding, msg.step, msg.data, msg.is_bigendian)

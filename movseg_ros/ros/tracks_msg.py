@@ -27,7 +27,7 @@ import numpy as np
 from sensor_msgs.msg import PointCloud2, PointField
 from std_msgs.msg import Header
 
-from movseg_ros.output import TrackState
+from movseg_ros.output import TrackState, TrackStatus
 from movseg_ros.ros.image_codec import copy_header
 
 # (name, numpy little-endian type, PointField datatype), in wire order
@@ -98,3 +98,12 @@ def tracks_from_cloud(msg: PointCloud2) -> np.ndarray:
     if data.size < count * dtype.itemsize:
         raise ValueError(f"PointCloud2 has {data.size} bytes, need {count} x {dtype.itemsize}")
     return data[: count * dtype.itemsize].view(dtype).copy()
+
+
+def track_state_of(row: np.void, labels: np.ndarray) -> TrackState:
+    """A decoded /movseg/tracks record as a TrackState, its mask taken from the label map (for drawing)."""
+    status = TrackStatus(int(row["status"]))
+    mask = (labels == int(row["id"])) if status == TrackStatus.VISIBLE else None
+    return TrackState(int(row["id"]), mask, (int(row["x0"]), int(row["y0"]), int(row["x1"]), int(row["y1"])),
+                      float(row["score"]), bool(row["moving"]), status, int(row["age"]), int(row["hits"]),
+                      (float(row["vx"]), float(row["vy"])))

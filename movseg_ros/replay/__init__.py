@@ -1,0 +1,1 @@
+"""Replay evaluation of recorded bags: in-process (deterministic) or through the live node."""

@@ -1,0 +1,59 @@
+"""`movseg synth gallery|bench|write` from the command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import pytest
+
+from movseg_ros.cli import main
+from movseg_ros.davis import read_sequence
+
+
+def test_gallery_writes_a_png_grid(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "g" / "gallery.png"
+    assert main(["synth", "gallery", "--preset", "stemseg", "--seed", "3", "--width", "192", "--height", "108",
+                 "--rows", "3", "--out", str(out), "--json", str(tmp_path / "g.json")]) == 0
+    image = cv2.imread(str(out))
+    assert image is not None and image.shape[1] == 1280
+    assert image.shape[0] == 3 * round(320 * 108 / 192)  # 3 rows of 4 thumbnails 320 wide
+    text = capsys.readouterr().out
+    assert "moving per frame" in text and str(out) in text
+    summary = json.loads((tmp_path / "g.json").read_text())
+    assert summary["seed"] == 3 and len(next(iter(summary["moving"].values()))) == 8
+
+
+def test_bench_runs_with_tiny_settings(tmp_path: Path, capsys) -> None:
+    assert main(["synth", "bench", "--width", "64", "--height", "48", "--frames", "2", "--seconds", "0.2",
+                 "--json", str(tmp_path / "b.json")]) == 0
+    assert "frames/s" in capsys.readouterr().out
+    rows = json.loads((tmp_path / "b.json").read_text())["rows"]
+    assert [(r["what"], r["workers"]) for r in rows] == [
+        ("generate_clip", 0), ("SynthClipDataset+DataLoader", 0), ("SynthClipDataset+DataLoader", 2),
+        ("SynthPairDataset+DataLoader", 0)]
+    assert all(r["frames_per_s"] > 0 for r in rows)
+
+
+def test_write_makes_davis_sequences(tmp_path: Path, capsys) -> None:
+    assert main(["synth", "write", "--preset", "motion", "--clips", "2", "--seed", "4", "--width", "96",
+                 "--height", "72", "--out", str(tmp_path / "data"), "--json", str(tmp_path / "w.json")]) == 0
+    names = sorted(p.name for p in (tmp_path / "data").iterdir())
+    assert names == ["motion-00004", "motion-00005"]
+    assert len(read_sequence(tmp_path / "data" / names[0])) == 4
+    assert "motion-00005" in capsys.readouterr().out
+    assert len(json.loads((tmp_path / "w.json").read_text())["clips"]) == 2
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["gallery", "--preset", "nope"], "unknown synth preset 'nope'"),
+    (["gallery", "--width", "8"], "width"),
+    (["bench", "--seconds", "0"], "--seconds"),
+    (["write", "--clips", "0"], "--clips"),
+    (["gallery", "--seed", "-2"], "--seed"),
+])
+def test_bad_input_is_a_clear_error(argv: list[str], message: str, tmp_path: Path, capsys) -> None:
+    assert main(["synth", *argv, "--out", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("movseg synth: error:") and message in err
