@@ -95,6 +95,12 @@ def test_live_replay_accounts_for_every_frame_and_records_outputs(davis_bag: Pat
         assert Path(s["files"][key]).is_file(), key
     assert json.loads((tmp_path / "live.json").read_text())["account"] == a
     assert s["node_exit_code"] == 0
+    # what a robot user does with their own `ros2 bag record` of /movseg/instances: score it by stamp
+    scored = tmp_path / "eval.json"
+    assert main(["eval", "--bag", s["files"]["output_bag"], "--truth", str(davis_bag), "--allow-partial",
+                 "--json", str(scored)]) == 0
+    metrics = json.loads(scored.read_text())["metrics"]
+    assert metrics["binary"]["J"] == s["metrics"]["binary"]["J"] and metrics["frames_scored"] == a["recorded"]
 
 
 def test_replay_errors_name_the_bag(tmp_path: Path, capsys) -> None:

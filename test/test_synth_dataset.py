@@ -54,6 +54,12 @@ def test_pair_items_hold_a_detection_target_for_the_first_frame() -> None:
     assert len(only_moving["ids"]) == int(target["moving"].sum())
 
 
+def test_a_pair_without_objects_has_an_empty_target() -> None:
+    target = SynthPairDataset(CONFIG.replace(n_moving=(0, 0), n_static=(0, 0)), length=1)[0]["target"]
+    assert target["boxes"].shape == (0, 4) and target["masks"].shape == (0, 120, 160)
+    assert target["labels"].dtype == torch.int64 and len(target["ids"]) == 0
+
+
 def test_items_are_the_same_with_or_without_workers() -> None:
     ds = SynthPairDataset(CONFIG, length=4, base_seed=3)
     plain = [ds[i] for i in range(4)]

@@ -93,6 +93,7 @@ def test_davis_layout_holds_the_clip(tmp_path: Path) -> None:
         assert np.array_equal(davis.image(t), clip.images[t])  # png: lossless
         ids, _ = read_palette_png(seq / "Annotations" / f"{t:05d}.png")
         assert np.array_equal(ids, clip.instances[t])
+        assert np.array_equal(davis.truth(t), clip.instances[t] > 0)  # read as DAVIS 2017 instance truth
         moving = cv2.imread(str(seq / "AnnotationsMoving" / f"{t:05d}.png"), cv2.IMREAD_UNCHANGED)
         assert set(np.unique(moving)) <= {0, 255}
         assert np.array_equal(moving > 0, np.isin(clip.instances[t], clip.moving_ids(t)))

@@ -24,7 +24,8 @@ def world_motion(clip: Clip, t: int, oid: int) -> np.ndarray:
     at the object's depth (zero for a thing that does not move in the world)."""
     mask = clip.instances[t] == oid
     ys, xs = np.nonzero(mask)
-    g = clip.camera_matrix(t + 1, float(clip.depth[oid])) @ np.linalg.inv(clip.camera_matrix(t, float(clip.depth[oid])))
+    depth = float(clip.depth[oid])
+    g = clip.camera_matrix(t + 1, depth) @ np.linalg.inv(clip.camera_matrix(t, depth))
     p = g @ np.stack([xs, ys, np.ones_like(xs)]).astype(np.float64)
     still = np.stack([p[0] / p[2] - xs, p[1] / p[2] - ys], axis=1)
     return clip.flow[t][mask] - still

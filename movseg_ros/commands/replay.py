@@ -20,7 +20,7 @@ from movseg_ros.bags.topics import TRUTH_TOPIC
 from movseg_ros.config_io import load_pipeline_config
 from movseg_ros.pipeline import PipelineConfig
 from movseg_ros.replay.options import ReplayOptions
-from movseg_ros.replay.scoring import ScoringError
+from movseg_ros.evaluation.stamped import ScoringError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 import time
@@ -100,12 +101,10 @@ def _bench(args: argparse.Namespace, config: SynthConfig) -> dict[str, Any]:
     bank = load_bank(config.texture_source, config.width, config.height, config.davis_root)
     load_s = time.perf_counter() - start
     rows = [_bench_generate(config, args.seed, args.seconds)]
-    try:
-        import torch  # noqa: F401  (the Dataset rows need the ml extra)
-    except ImportError:
+    note = ""
+    if importlib.util.find_spec("torch") is None:  # the Dataset rows need the ml extra
         note = "torch not installed: Dataset rows skipped"
     else:
-        note = ""
         rows += [_bench_loader(config, args.seed, args.seconds, "clips", 0),
                  _bench_loader(config, args.seed, args.seconds, "clips", 2),
                  _bench_loader(config, args.seed, args.seconds, "pairs", 0)]

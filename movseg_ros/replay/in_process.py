@@ -21,7 +21,7 @@ from movseg_ros.pipeline import Pipeline
 from movseg_ros.replay.account import FrameAccount
 from movseg_ros.replay.options import ReplayOptions
 from movseg_ros.replay.outputs import as_rgb, load_truth, topic_count, topic_rate, write_summary
-from movseg_ros.replay.scoring import StampedScorer
+from movseg_ros.evaluation.stamped import StampedScorer
 from movseg_ros.replay.timing import Timing
 from movseg_ros.writers import OutputFolder
 

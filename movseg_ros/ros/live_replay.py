@@ -31,7 +31,7 @@ from movseg_ros.overlay import contact_sheet, draw_overlay
 from movseg_ros.replay.account import FrameAccount
 from movseg_ros.replay.options import ReplayOptions
 from movseg_ros.replay.outputs import as_rgb, load_truth, topic_count, write_summary
-from movseg_ros.replay.scoring import StampedScorer
+from movseg_ros.evaluation.stamped import StampedScorer
 from movseg_ros.replay.timing import Timing
 from movseg_ros.ros.image_codec import header_of
 from movseg_ros.ros.node_session import DEEP_RELIABLE, RELIABLE, NodeProcess, init_rclpy, random_domain, ros_env

@@ -79,7 +79,8 @@ def generate_clip(config: SynthConfig, seed: int, bank: TextureBank | None = Non
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise SynthConfigError(f"synth seed must be an integer >= 0, got {seed!r}")
     seed = int(seed)
-    bank = bank or load_bank(config.texture_source, config.width, config.height, config.davis_root)
+    if bank is None:
+        bank = load_bank(config.texture_source, config.width, config.height, config.davis_root)
     rng = np.random.default_rng([seed, 1])
     w, h, frames = config.width, config.height, config.frames
     camera = sample_camera(rng, config)
@@ -88,7 +89,8 @@ def generate_clip(config: SynthConfig, seed: int, bank: TextureBank | None = Non
     for oid, (model, traj, depth) in enumerate(objects, start=1):
         world = camera.matrices(depth)
         for part in model.parts:
-            to_image = np.stack([world[t] @ traj.to_world(t) @ part.to_object(traj.progress[t]) for t in range(frames + 1)])
+            to_image = np.stack([world[t] @ traj.to_world(t) @ part.to_object(traj.progress[t])
+                                 for t in range(frames + 1)])
             surfaces.append(Surface(part.rgba, to_image, oid, depth, part.rank))
     surfaces = paint_order(surfaces)
     instance_of = np.zeros(256, np.int32)

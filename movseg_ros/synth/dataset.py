@@ -118,7 +118,7 @@ def detection_target(clip: Clip, t: int, include_static: bool = True, min_pixels
     return {
         "boxes": torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
         "labels": torch.where(moving, 1, 2).to(torch.int64),
-        "masks": torch.from_numpy(np.stack(masks).astype(np.uint8)) if masks else torch.zeros((0, h, w), torch.uint8),
+        "masks": torch.from_numpy(np.stack(masks).astype(np.uint8)) if masks else torch.zeros((0, h, w), dtype=torch.uint8),
         "moving": moving,
         "ids": torch.tensor(ids, dtype=torch.int64),
     }

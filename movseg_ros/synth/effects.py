@@ -11,7 +11,9 @@ import numpy as np
 MAX_BLUR_SAMPLES = 5
 
 
-def motion_blur(image: np.ndarray, flow: np.ndarray, exposure: float, grid: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+def motion_blur(
+    image: np.ndarray, flow: np.ndarray, exposure: float, grid: tuple[np.ndarray, np.ndarray]
+) -> np.ndarray:
     """Average the frame along each pixel's own motion over the exposure (a fraction of the frame interval).
 
     Samples at offsets s * flow, s evenly in [-exposure/2, exposure/2]; their count follows the blur
