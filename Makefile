@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test test-fast eval bench bench-node clean
+.PHONY: venv demo test test-fast eval replay bench bench-node clean
 
 $(STAMP): setup.py package.xml
 	$(PYTHON) -m venv $(VENV)
@@ -26,8 +26,13 @@ test: $(STAMP)  ## the whole test suite (CI runs this)
 test-fast: $(STAMP)  ## everything but the ROS integration tests
 	$(PY) -m pytest -q -m "not ros" test
 
-eval: $(STAMP)  ## J per sequence on ../shared/data/davis2016
+eval: $(STAMP)  ## J and F per sequence on ../shared/data/davis2016; predictions in out/eval/predictions
 	$(VENV)/bin/movseg eval --json out/eval/davis.json --plot out/eval/davis.png
+
+replay: $(STAMP)  ## a bag from DAVIS soapbox, replayed in-process and through the live node
+	$(VENV)/bin/movseg bag make ../shared/data/davis2016/soapbox out/bags/soapbox --overwrite
+	$(VENV)/bin/movseg replay out/bags/soapbox --out out/replay/soapbox
+	$(VENV)/bin/movseg replay out/bags/soapbox --live --out out/replay/soapbox-live
 
 bench: $(STAMP)  ## frames/s of the geometric pipeline at 640x480
 	$(VENV)/bin/movseg bench pipeline --json out/bench/pipeline.json

@@ -96,10 +96,7 @@ def test_video_source_uses_its_own_frame_rate(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("storage", STORAGES)
 def test_davis_dev_sequence(tmp_path: Path, storage: str) -> None:
-    try:  # movseg_ros/davis.py is moving to movseg_ros/datasets/davis.py
-        from movseg_ros.datasets.davis import default_root, read_sequence
-    except ImportError:
-        from movseg_ros.davis import default_root, read_sequence
+    from movseg_ros.datasets.davis import default_root, read_sequence
     root = default_root()
     if not (root / "dog").is_dir():
         pytest.skip(f"DAVIS dev set not found at {root} (set MOVSEG_DAVIS or add ../shared/data/davis2016)")
@@ -113,7 +110,7 @@ def test_davis_dev_sequence(tmp_path: Path, storage: str) -> None:
     for i, message in enumerate(images):
         expected = cv2.resize(sequence.image(i), (107, 60), interpolation=cv2.INTER_AREA)
         np.testing.assert_array_equal(message.image, expected)
-        binary = sequence.binary(i) if hasattr(sequence, "binary") else sequence.truth(i)
+        binary = sequence.binary(i)
         mask = cv2.resize(binary.astype(np.uint8), (107, 60), interpolation=cv2.INTER_NEAREST)
         np.testing.assert_array_equal(labels[message.stamp_ns], mask.astype(np.uint16))  # DAVIS 2016: label 1
         assert labels[message.stamp_ns].max() == 1

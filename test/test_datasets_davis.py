@@ -183,16 +183,6 @@ def test_bad_sequences_name_the_file_and_problem(tmp_path: Path) -> None:
         find_sequences(tmp_path / "nowhere")
 
 
-def test_old_import_path_keeps_the_old_interface(tmp_path: Path) -> None:
-    from movseg_ros import davis as old
-
-    make_flat(tmp_path, "bear", frames=3)
-    (seq,) = old.find_sequences(tmp_path)
-    assert len(seq) == 3 and len(seq.annotations) == 3 and seq.images[0].name == "00000.png"
-    np.testing.assert_array_equal(seq.truth(2), ids_map(2) == 1)
-    assert seq.frame(1, 5).stamp_ns == 5 and seq.frame(1, 5).index == 1
-
-
 DEV_FRAMES = {"bmx-trees": 80, "car-shadow": 40, "dog": 60, "horsejump-high": 50, "motocross-jump": 40, "soapbox": 99}
 
 

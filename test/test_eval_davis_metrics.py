@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from movseg_ros.davis import default_root, find_sequences
+from movseg_ros.datasets.davis import default_root, find_sequences
 from movseg_ros.evaluation.davis_metrics import (
     InstanceScores, MetricInputError, SequenceScores, boundary_f, boundary_map, decay_bins, jaccard,
     score_binary_sequence, score_instance_sequence, semi_supervised_frames, statistics, summarise,
@@ -342,7 +342,7 @@ def davis_truth(names: list[str]) -> list[tuple[str, list[np.ndarray]]]:
     root = default_root()
     if not root.is_dir():
         pytest.skip(f"DAVIS dev set not found at {root} (set MOVSEG_DAVIS)")
-    return [(s.name, [s.truth(i) for i in range(len(s))]) for s in find_sequences(root, names)]
+    return [(s.name, [s.binary(i) for i in range(len(s))]) for s in find_sequences(root, names)]
 
 
 @REFERENCE_WARNINGS

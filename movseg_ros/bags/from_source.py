@@ -57,28 +57,17 @@ def open_frames(path: str | Path, max_frames: int | None = None, resize: tuple[i
 def _truth_reader(source: Source) -> tuple[TruthReader | None, str]:
     """Frame index -> uint16 label map of a DAVIS sequence, and the kind of truth; (None, "none") without any.
 
-    Reads through movseg_ros.datasets.davis (instance ids of DAVIS 2017 palette PNGs, label 1 for
-    DAVIS 2016 grey masks) where it exists, else the older movseg_ros.davis (binary, label 1).
+    DAVIS 2017 palette PNGs give instance ids; DAVIS 2016 grey masks give label 1.
     """
-    try:
-        from movseg_ros.datasets import davis as dataset_davis
-    except ImportError:
-        dataset_davis = None
-    if dataset_davis is not None:
-        sequence = dataset_davis.read_sequence(source.path)
-        _check_length(source, len(sequence))
-        if sequence.truth is None:
-            return None, "none"
-        annotated = set(sequence.annotated)
-        kind = "binary" if sequence.dataset == "davis2016" else "instances"
-        return (lambda i: label_map_uint16(sequence.labels(i)) if i in annotated else None), kind
-    from movseg_ros.davis import read_sequence
+    from movseg_ros.datasets import davis as dataset_davis
 
-    sequence = read_sequence(source.path)
+    sequence = dataset_davis.read_sequence(source.path)
     _check_length(source, len(sequence))
-    if not sequence.annotations:
+    if sequence.truth is None:
         return None, "none"
-    return (lambda i: label_map_uint16(sequence.truth(i))), "binary"
+    annotated = set(sequence.annotated)
+    kind = "binary" if sequence.dataset == "davis2016" else "instances"
+    return (lambda i: label_map_uint16(sequence.labels(i)) if i in annotated else None), kind
 
 
 def _check_length(source: Source, count: int) -> None:
