@@ -64,14 +64,11 @@ def test_in_process_replay_scores_accounts_and_repeats(davis_bag: Path, tmp_path
     assert second["metrics"]["binary"] == first["metrics"]["binary"]
 
 
-def test_in_process_replay_of_part_of_a_bag_is_marked_partial(davis_bag: Path, tmp_path: Path) -> None:
+def test_in_process_replay_of_the_first_frames_scores_just_those(davis_bag: Path, tmp_path: Path) -> None:
     s = _replay(davis_bag, tmp_path / "p", "--max-frames", "4")
-    assert s["account"]["sent"] == 4 and s["account"]["adds_up"]
+    assert s["account"]["sent"] == s["account"]["in_bag"] == 4 and s["account"]["adds_up"]
     m = s["metrics"]
-    assert m["partial"] and m["frames_scored"] == 4 and m["missing_predictions"] == FRAMES - 4
-    full = _replay(davis_bag, tmp_path / "e", "--max-frames", "4", "--missing-as-empty")["metrics"]
-    assert not full["partial"] and full["frames_scored"] == FRAMES
-    assert full["binary"]["J"]["per_frame"][4:] == [0.0] * (FRAMES - 4)
+    assert not m["partial"] and m["frames_scored"] == m["frames_with_truth"] == 4
 
 
 @pytest.mark.ros
@@ -144,3 +141,7 @@ def test_in_process_replay_counts_an_undecodable_image_and_goes_on(davis_bag: Pa
     assert a["adds_up"] and a["bad_in_bag"] == 1 and a["sent"] == a["outputs"] == FRAMES - 1
     assert s["bad_in_bag"][0]["index"] == 3 and "encoding" in s["bad_in_bag"][0]["problem"]
     assert s["metrics"]["partial"] and s["metrics"]["missing_predictions"] == 1
+    assert s["metrics"]["frames_scored"] == FRAMES - 1
+    empty = _replay(damaged, tmp_path / "empty", "--missing-as-empty")["metrics"]
+    assert not empty["partial"] and empty["frames_scored"] == FRAMES
+    assert empty["binary"]["J"]["per_frame"][3] == 0.0

@@ -6,10 +6,11 @@ import json
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 
 from movseg_ros.cli import main
-from movseg_ros.davis import read_sequence
+from movseg_ros.datasets.davis import read_sequence
 
 
 def test_gallery_writes_a_png_grid(tmp_path: Path, capsys) -> None:
@@ -44,6 +45,26 @@ def test_write_makes_davis_sequences(tmp_path: Path, capsys) -> None:
     assert len(read_sequence(tmp_path / "data" / names[0])) == 4
     assert "motion-00005" in capsys.readouterr().out
     assert len(json.loads((tmp_path / "w.json").read_text())["clips"]) == 2
+
+
+def test_write_bag_goes_through_the_bag_tools_and_replays(tmp_path: Path) -> None:
+    from movseg_ros.bags.reader import bag_info, read_images, read_label_maps
+    from movseg_ros.synth import generate_clip, preset
+
+    assert main(["synth", "write", "--preset", "motion", "--clips", "1", "--seed", "3", "--width", "96",
+                 "--height", "72", "--frames", "5", "--bag", "--rate", "10", "--out", str(tmp_path / "data")]) == 0
+    bag = tmp_path / "data" / "bags" / "motion-00003"
+    info = bag_info(bag)
+    assert {t.name: t.count for t in info.topics} == {"/camera/image_raw": 5, "/camera/ground_truth": 5}
+    clip = generate_clip(preset("motion").replace(width=96, height=72, frames=5), 3)
+    truth = read_label_maps(bag, "/camera/ground_truth")
+    movers = {i for t in range(5) for i in clip.moving_ids(t)}
+    for message, stamp in zip(read_images(bag, "/camera/image_raw"), sorted(truth)):
+        assert message.stamp_ns == stamp and np.array_equal(message.image, clip.images[message.index])
+        ids = clip.instances[message.index]
+        assert np.array_equal(truth[stamp], np.where(np.isin(ids, list(movers)), ids, 0))
+    assert main(["replay", str(bag), "--out", str(tmp_path / "replay")]) == 0
+    assert json.loads((tmp_path / "replay" / "summary.json").read_text())["account"]["adds_up"]
 
 
 @pytest.mark.parametrize("argv, message", [

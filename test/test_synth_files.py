@@ -9,10 +9,11 @@ import cv2
 import numpy as np
 import pytest
 
-from movseg_ros.davis import read_sequence
+from movseg_ros.datasets.davis import read_sequence
 from movseg_ros.synth import generate_clip, preset
 from movseg_ros.synth.flo import FlowFileError, read_flo, write_flo
-from movseg_ros.synth.palette_png import AnnotationFileError, davis_palette, read_palette_png, write_palette_png
+from movseg_ros.datasets.errors import DatasetError
+from movseg_ros.datasets.label_files import davis_palette, read_palette_indices, write_palette_png
 from movseg_ros.synth.writers import write_davis_layout
 
 
@@ -55,29 +56,24 @@ def test_missing_flo_and_wrong_shape_are_clear_errors(tmp_path: Path) -> None:
 def test_palette_png_round_trip_and_davis_colours(tmp_path: Path) -> None:
     ids = np.random.default_rng(1).integers(0, 256, (40, 60)).astype(np.uint8)
     path = write_palette_png(tmp_path / "a.png", ids)
-    back, palette = read_palette_png(path)
-    assert np.array_equal(back, ids) and np.array_equal(palette, davis_palette())
+    assert np.array_equal(read_palette_indices(path), ids)
     assert tuple(davis_palette()[1]) == (128, 0, 0) and tuple(davis_palette()[2]) == (0, 128, 0)
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)  # an ordinary PNG to other readers
     assert np.array_equal(bgr[..., ::-1], davis_palette()[ids])
 
 
 def test_bad_annotation_files_are_named_in_the_error(tmp_path: Path) -> None:
-    grey = tmp_path / "grey.png"
-    cv2.imwrite(str(grey), np.zeros((5, 5), np.uint8))
-    with pytest.raises(AnnotationFileError, match="not an 8-bit indexed PNG") as e:
-        read_palette_png(grey)
-    assert str(grey) in str(e.value)
     good = write_palette_png(tmp_path / "good.png", np.ones((30, 30), np.uint8)).read_bytes()
     cut = tmp_path / "cut.png"
     cut.write_bytes(good[:60])
-    with pytest.raises(AnnotationFileError, match="truncated"):
-        read_palette_png(cut)
+    with pytest.raises(DatasetError, match="truncated") as e:
+        read_palette_indices(cut)
+    assert str(cut) in str(e.value)
     text = tmp_path / "text.png"
     text.write_text("hello")
-    with pytest.raises(AnnotationFileError, match="not a PNG"):
-        read_palette_png(text)
-    with pytest.raises(ValueError, match="0..255"):
+    with pytest.raises(DatasetError, match="cannot decode"):
+        read_palette_indices(text)
+    with pytest.raises(ValueError, match="uint8"):
         write_palette_png(tmp_path / "big.png", np.full((3, 3), 300))
 
 
@@ -88,12 +84,12 @@ def test_davis_layout_holds_the_clip(tmp_path: Path) -> None:
     assert sorted(p.name for p in (seq / "JPEGImages").iterdir()) == [f"{t:05d}.png" for t in range(frames)]
     assert len(list((seq / "Flow").glob("*.flo"))) == frames - 1
     davis = read_sequence(seq)  # the project's own DAVIS reader takes it
-    assert len(davis) == frames and len(davis.annotations) == frames
+    assert len(davis) == frames and len(davis.annotated) == frames
     for t in range(frames):
         assert np.array_equal(davis.image(t), clip.images[t])  # png: lossless
-        ids, _ = read_palette_png(seq / "Annotations" / f"{t:05d}.png")
+        ids = read_palette_indices(seq / "Annotations" / f"{t:05d}.png")
         assert np.array_equal(ids, clip.instances[t])
-        assert np.array_equal(davis.truth(t), clip.instances[t] > 0)  # read as DAVIS 2017 instance truth
+        assert np.array_equal(davis.labels(t), clip.instances[t])  # read as DAVIS 2017 instance truth
         moving = cv2.imread(str(seq / "AnnotationsMoving" / f"{t:05d}.png"), cv2.IMREAD_UNCHANGED)
         assert set(np.unique(moving)) <= {0, 255}
         assert np.array_equal(moving > 0, np.isin(clip.instances[t], clip.moving_ids(t)))

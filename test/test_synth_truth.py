@@ -119,7 +119,7 @@ def test_textures_come_from_scikit_image_when_asked() -> None:
 
 
 def test_textures_come_from_davis_when_present() -> None:
-    from movseg_ros.davis import default_root
+    from movseg_ros.datasets.davis import default_root
 
     if not default_root().is_dir():
         pytest.skip(f"DAVIS folder {default_root()} not present")

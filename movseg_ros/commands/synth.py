@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import cv2
+import numpy as np
 from tqdm import tqdm
 
 from movseg_ros.synth.clip import generate_clip
@@ -40,6 +41,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seconds", type=float, default=5.0, help="bench: seconds per measurement (default 5)")
     p.add_argument("--clips", type=int, default=10, help="write: number of clips (default 10)")
     p.add_argument("--format", choices=("jpg", "png"), default="jpg", help="write: frame format (default jpg)")
+    p.add_argument("--bag", action="store_true",
+                   help="write: also write each clip as a rosbag2 bag OUT/bags/<clip> (images + truth of the "
+                        "objects that move at some point, as mono16, same stamps)")
+    p.add_argument("--rate", type=float, default=30.0, help="write --bag: camera rate in Hz (default 30)")
     p.add_argument("--json", type=Path, help="also write the summary here as JSON")
 
 
@@ -171,6 +176,8 @@ def _write(args: argparse.Namespace, config: SynthConfig) -> dict[str, Any]:
         clip = generate_clip(config, seed)
         name = f"{args.preset}-{seed:05d}"
         write_davis_layout(clip, out, name, args.format)
+        if args.bag:
+            _write_bag(clip, out / "bags" / name, args.rate)
         written.append({"name": name, "seed": seed, "instances": clip.n_instances,
                         "moving_ids": sorted({i for t in range(config.frames) for i in clip.moving_ids(t)}),
                         "static_ids": list(clip.static_ids)})
@@ -180,5 +187,17 @@ def _write(args: argparse.Namespace, config: SynthConfig) -> dict[str, Any]:
     print(f"{'clip':<22}{'instances':>10}  moving ids / static ids")
     for w in written:
         print(f"{w['name']:<22}{w['instances']:>10}  {w['moving_ids']} / {w['static_ids']}")
+    if args.bag:
+        print(f"bags in {out / 'bags'} (replay one with: movseg replay {out / 'bags' / written[0]['name']})")
     return {"action": "write", "preset": args.preset, "out": str(out), "clips": written,
+            "bags": str(out / "bags") if args.bag else None,
             "seconds": round(seconds, 2), "format": args.format, "config": config.to_dict()}
+
+
+def _write_bag(clip: Any, path: Path, rate: float) -> None:
+    """The clip through the bag tools: rgb8 frames and, as truth, the ids of objects that ever move."""
+    from movseg_ros.bags.writer import BagMakeConfig, write_image_bag
+
+    movers = sorted({i for t in range(clip.images.shape[0]) for i in clip.moving_ids(t)})
+    truth = (np.where(np.isin(ids, movers), ids, 0).astype(np.uint16) for ids in clip.instances)
+    write_image_bag(path, zip(clip.images, truth), BagMakeConfig(rate_hz=rate), overwrite=True)

@@ -38,30 +38,6 @@ def encode_rle(mask: np.ndarray) -> dict:
     return {"size": [int(rle["size"][0]), int(rle["size"][1])], "counts": rle["counts"].decode("ascii")}
 
 
-def _run_lengths(counts: bytes) -> list[int]:
-    """Run lengths of a compressed COCO RLE string (used to check it before pycocotools reads it unchecked)."""
-    runs: list[int] = []
-    p = 0
-    while p < len(counts):
-        x, k, more = 0, 0, True
-        while more:
-            if p >= len(counts):
-                raise ValueError("truncated run")
-            c = counts[p] - 48
-            if not 0 <= c < 64:
-                raise ValueError(f"character {chr(counts[p])!r} outside the RLE alphabet")
-            x |= (c & 0x1F) << (5 * k)
-            more = bool(c & 0x20)
-            p += 1
-            k += 1
-            if not more and (c & 0x10):
-                x |= -1 << (5 * k)
-        if len(runs) > 2:
-            x += runs[-2]
-        runs.append(x)
-    return runs
-
-
 def decode_rle(rle: Mapping, shape: tuple[int, int]) -> np.ndarray:
     """The boolean mask of a COCO RLE, checked against the expected (h, w) and for corrupt run lengths."""
     from pycocotools import mask as mask_utils
@@ -76,9 +52,11 @@ def decode_rle(rle: Mapping, shape: tuple[int, int]) -> np.ndarray:
         counts = counts.encode("ascii")
     if not isinstance(counts, (bytes, bytearray)):
         raise MetricInputError(f"RLE counts must be a string, got {type(counts).__name__}")
+    from movseg_ros.datasets.mots import rle_run_lengths
+
     try:
-        runs = _run_lengths(bytes(counts))
-    except ValueError as e:
+        runs = rle_run_lengths(bytes(counts).decode("ascii"))
+    except (ValueError, UnicodeDecodeError) as e:
         raise MetricInputError(f"corrupt RLE counts: {e}") from None
     if any(r < 0 for r in runs) or sum(runs) != size[0] * size[1]:
         raise MetricInputError(f"corrupt RLE counts: runs cover {sum(runs)} pixels, not {size[0] * size[1]}")

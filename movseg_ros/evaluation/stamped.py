@@ -44,13 +44,14 @@ class StampedScorer:
                                f"{label_map.shape[0]} but the truth is {truth.shape[1]}x{truth.shape[0]}")
         self.predictions[stamp_ns] = np.asarray(label_map)
 
-    def result(self, missing_as_empty: bool = False) -> dict[str, Any]:
+    def result(self, missing_as_empty: bool = False, until_ns: int | None = None) -> dict[str, Any]:
         """DAVIS binary and instance scores over the frames that have both truth and prediction.
 
         With `missing_as_empty` every truth frame is scored and a missing prediction counts as
         an empty mask (what a user of the live node sees when the node dropped the frame).
+        `until_ns` leaves out truth stamped after it (the part of a bag that was not replayed).
         """
-        stamps = sorted(self.truth)
+        stamps = sorted(s for s in self.truth if until_ns is None or s <= until_ns)
         missing = [s for s in stamps if s not in self.predictions]
         scored = stamps if missing_as_empty else [s for s in stamps if s in self.predictions]
         base: dict[str, Any] = {

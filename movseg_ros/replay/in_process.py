@@ -14,13 +14,13 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from movseg_ros.bags.reader import bag_info, read_images, select_image_topic
+from movseg_ros.bags.reader import read_images
 from movseg_ros.frame import Frame
 from movseg_ros.output import FrameOutput
 from movseg_ros.pipeline import Pipeline
 from movseg_ros.replay.account import FrameAccount
 from movseg_ros.replay.options import ReplayOptions
-from movseg_ros.replay.outputs import as_rgb, load_truth, topic_count, topic_rate, write_summary
+from movseg_ros.replay.outputs import as_rgb, open_replay, topic_rate, write_summary
 from movseg_ros.evaluation.stamped import StampedScorer
 from movseg_ros.replay.timing import Timing
 from movseg_ros.writers import OutputFolder
@@ -28,11 +28,7 @@ from movseg_ros.writers import OutputFolder
 
 def replay_in_process(options: ReplayOptions) -> dict[str, Any]:
     """Run the pipeline over the bag's image topic; write outputs, plots and summary.json."""
-    info = bag_info(options.bag)
-    topic = select_image_topic(info, options.image_topic)
-    in_topic = topic_count(info, topic)
-    total = in_topic if options.max_frames is None else min(in_topic, options.max_frames)
-    truth = load_truth(options.bag, info, options.truth_topic)
+    info, topic, total, truth = open_replay(options)
     pipeline = Pipeline(options.config)
     fps = topic_rate(info, topic) or 30.0
     folder = OutputFolder(options.out, fps, {"bag": str(options.bag), "topic": topic, "mode": "in-process"})
@@ -43,10 +39,12 @@ def replay_in_process(options: ReplayOptions) -> dict[str, Any]:
     errors: list[str] = []
     images = read_images(options.bag, topic, on_error="skip")
     start = time.perf_counter()
+    last_stamp: int | None = None
     for message in tqdm(images, total=total, desc=f"replay {options.bag.name}", unit="frame", file=sys.stderr,
                         disable=None):
         if message.index >= total:
             break
+        last_stamp = message.stamp_ns
         frame = Frame(as_rgb(message.image, message.encoding), message.stamp_ns, message.frame_id, message.index)
         account.sent += 1
         account.received += 1
@@ -62,6 +60,8 @@ def replay_in_process(options: ReplayOptions) -> dict[str, Any]:
             _record(output, folder, scorer, digest, account)
             timing.add(elapsed_ms, time.perf_counter() - start)
     bad = [b for b in images.report.bad if b[0] < total]
+    last_stamp = max([last_stamp] + [b[1] for b in bad], key=lambda s: -1 if s is None else s)
+    until = last_stamp if options.max_frames is not None else None
     account.bad_in_bag = len(bad)
     summary: dict[str, Any] = {
         "mode": "in-process", "bag": str(options.bag), "image_topic": topic,
@@ -72,7 +72,7 @@ def replay_in_process(options: ReplayOptions) -> dict[str, Any]:
         "pipeline_errors": errors,
         "latency": timing.summary(),
         "output_digest": digest.hexdigest(),
-        "metrics": scorer.result(options.missing_as_empty) if truth is not None else None,
+        "metrics": scorer.result(options.missing_as_empty, until) if truth is not None else None,
     }
     summary["files"] = {name: str(options.out / rel) for name, rel in folder.finish().items()}
     return write_summary(summary, timing, options.out, f"in-process replay of {options.bag.name}")

@@ -9,7 +9,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from movseg_ros.bags.reader import BagInfo, read_label_maps
+from movseg_ros.bags.reader import BagInfo, bag_info, read_label_maps, select_image_topic
+from movseg_ros.replay.options import ReplayOptions
 from movseg_ros.replay.timing import Timing
 
 
@@ -40,6 +41,15 @@ def load_truth(bag: Path, info: BagInfo, topic: str) -> dict[int, np.ndarray] | 
     if not any(t.name == topic for t in info.topics):
         return None
     return read_label_maps(bag, topic)
+
+
+def open_replay(options: ReplayOptions) -> tuple[BagInfo, str, int, dict[int, np.ndarray] | None]:
+    """The bag's description, its camera topic, how many of its images to replay, and its truth (or None)."""
+    info = bag_info(options.bag)
+    topic = select_image_topic(info, options.image_topic)
+    in_topic = topic_count(info, topic)
+    total = in_topic if options.max_frames is None else min(in_topic, options.max_frames)
+    return info, topic, total, load_truth(options.bag, info, options.truth_topic)
 
 
 def write_summary(summary: dict[str, Any], timing: Timing, out: Path, title: str) -> dict[str, Any]:

@@ -7,6 +7,7 @@ input frame, and the recorded /movseg/instances are scored against the bag's tru
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import threading
@@ -24,17 +25,17 @@ from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import Image, PointCloud2
 from tqdm import tqdm
 
-from movseg_ros.bags.reader import bag_info, read_images, read_label_maps, select_image_topic
+from movseg_ros.bags.reader import read_images, read_label_maps
 from movseg_ros.bags.topics import INSTANCES_TOPIC, TRACKS_TOPIC
 from movseg_ros.bags.writer import BagRecorder
 from movseg_ros.overlay import contact_sheet, draw_overlay
 from movseg_ros.replay.account import FrameAccount
 from movseg_ros.replay.options import ReplayOptions
-from movseg_ros.replay.outputs import as_rgb, load_truth, topic_count, write_summary
+from movseg_ros.replay.outputs import as_rgb, open_replay, write_summary
 from movseg_ros.evaluation.stamped import StampedScorer
 from movseg_ros.replay.timing import Timing
 from movseg_ros.ros.image_codec import header_of
-from movseg_ros.ros.node_session import DEEP_RELIABLE, RELIABLE, NodeProcess, init_rclpy, random_domain, ros_env
+from movseg_ros.ros.node_session import DEEP_RELIABLE, RELIABLE, NodeProcess, random_domain, ros_env, spin_in_thread
 from movseg_ros.ros.tracks_msg import track_state_of, tracks_from_cloud
 
 DIAGNOSTICS_TOPIC = "/diagnostics"
@@ -52,8 +53,8 @@ def cdr_stamp_ns(raw: bytes) -> int:
 class ReplayClient:
     """Publishes the camera and records every output of the node, raw, into a bag as it arrives."""
 
-    def __init__(self, image_topic: str, recorder: BagRecorder) -> None:
-        self.node = Node("movseg_replay")
+    def __init__(self, image_topic: str, recorder: BagRecorder, context: rclpy.Context) -> None:
+        self.node = Node("movseg_replay", context=context)
         self.recorder = recorder
         self.lock = threading.Condition()
         self.start = time.monotonic()
@@ -67,16 +68,9 @@ class ReplayClient:
             recorder.add_topic(topic, f"{kind.__module__.split('.')[0]}/msg/{kind.__name__}")
             self.node.create_subscription(kind, topic, self._recorder_for(topic), DEEP_RELIABLE, raw=True)
         self.node.create_subscription(DiagnosticArray, DIAGNOSTICS_TOPIC, self._on_diagnostics, RELIABLE)
-        self.executor = SingleThreadedExecutor()
+        self.executor = SingleThreadedExecutor(context=context)
         self.executor.add_node(self.node)
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
-
-    def _spin(self) -> None:
-        try:
-            self.executor.spin()
-        except Exception:  # noqa: BLE001 - the context was shut down under us at the end
-            pass
+        self._thread = spin_in_thread(self.executor)
 
     def _recorder_for(self, topic: str):  # noqa: ANN202 - an rclpy callback
         def record(raw: bytes) -> None:
@@ -143,25 +137,30 @@ class ReplayClient:
         self.node.destroy_node()
 
 
+def private_context(env: dict[str, str], domain: int) -> rclpy.Context:
+    """An rclpy context of our own on the node's domain, so a process that already uses rclpy is left alone."""
+    os.environ.update({k: v for k, v in env.items() if k.startswith(("ROS_AUTOMATIC", "FASTDDS_"))})
+    context = rclpy.Context()
+    context.init(domain_id=domain)
+    return context
+
+
 def replay_live(options: ReplayOptions) -> dict[str, Any]:
     """Play the bag to the node at the recorded rate x `speed`; record, account, score, plot."""
-    info = bag_info(options.bag)
-    topic = select_image_topic(info, options.image_topic)
-    in_topic = topic_count(info, topic)
-    total = in_topic if options.max_frames is None else min(in_topic, options.max_frames)
-    truth = load_truth(options.bag, info, options.truth_topic)
+    info, topic, total, truth = open_replay(options)
     options.out.mkdir(parents=True, exist_ok=True)
     output_bag = options.out / "node_output"
     if output_bag.exists():
         shutil.rmtree(output_bag)  # our own output from an earlier replay into this folder
-    env = ros_env(random_domain())
+    domain = random_domain()
+    env = ros_env(domain)
     node = NodeProcess.start(env, options.params_file, remap=f"image:={topic}")
     account = FrameAccount(in_bag=total)
     sent_at: dict[int, float] = {}
     bad: list[tuple[int, int, str]] = []
     with BagRecorder(output_bag, options.storage) as recorder:
-        init_rclpy(env)
-        client = ReplayClient(topic, recorder)
+        context = private_context(env, domain)
+        client = ReplayClient(topic, recorder, context)
         try:
             client.wait_connected(node)
             bad = _play(client, options, topic, total, sent_at)
@@ -173,7 +172,7 @@ def replay_live(options: ReplayOptions) -> dict[str, Any]:
             raise RuntimeError(f"live replay failed: {e}\nnode log: {node.log_path}") from None
         finally:
             client.close()
-            rclpy.try_shutdown()
+            context.try_shutdown()
     node_log = node.log()
     node.close()
     if not diag:
@@ -197,7 +196,8 @@ def replay_live(options: ReplayOptions) -> dict[str, Any]:
         scorer = StampedScorer(truth, options.bag.name)
         for stamp in sorted(predictions):
             scorer.add(stamp, predictions[stamp])
-        metrics = scorer.result(options.missing_as_empty)
+        last_sent = max(list(sent_at) + [b[1] for b in bad if b[1] is not None], default=None)
+        metrics = scorer.result(options.missing_as_empty, last_sent if options.max_frames is not None else None)
     summary: dict[str, Any] = {
         "mode": "live", "bag": str(options.bag), "image_topic": topic, "speed": options.speed,
         "truth_topic": options.truth_topic if truth is not None else None,

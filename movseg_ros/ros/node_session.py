@@ -39,6 +39,19 @@ SENSOR = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=Reliab
                     durability=DurabilityPolicy.VOLATILE)
 
 
+def spin_in_thread(executor: SingleThreadedExecutor) -> threading.Thread:
+    """Spin `executor` in a daemon thread until it is shut down (an error then is the shutdown's)."""
+    def spin() -> None:
+        try:
+            executor.spin()
+        except Exception:  # noqa: BLE001 - the context was shut down under us at the end
+            pass
+
+    thread = threading.Thread(target=spin, daemon=True)
+    thread.start()
+    return thread
+
+
 def random_domain() -> int:
     """A ROS_DOMAIN_ID for one run, so runs on one machine do not meet."""
     return random.SystemRandom().randint(1, 200)
@@ -156,14 +169,7 @@ class StreamClient:
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, RELIABLE)
         self.executor = SingleThreadedExecutor()
         self.executor.add_node(self.node)
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
-
-    def _spin(self) -> None:
-        try:
-            self.executor.spin()
-        except Exception:  # noqa: BLE001 - the context was shut down under us at the end
-            pass
+        self._thread = spin_in_thread(self.executor)
 
     def _on_instances(self, msg: Image) -> None:
         now = time.monotonic()

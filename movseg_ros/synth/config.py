@@ -63,7 +63,7 @@ class SynthConfig:
     noise_sigma: tuple[float, float] = (0.5, 3.0)  # Gaussian sensor noise, grey levels (drawn per clip)
     brightness_drift: float = 0.02  # largest |relative gain change| per frame
     texture_source: str = "auto"  # auto: DAVIS frames and objects when present, else scikit-image samples
-    davis_root: str | None = None  # DAVIS folder (default: movseg_ros.davis.default_root())
+    davis_root: str | None = None  # DAVIS folder (default: movseg_ros.datasets.davis.default_root())
 
     def __post_init__(self) -> None:
         _check(32 <= self.width <= 4096 and 32 <= self.height <= 4096, "width/height",

@@ -8,7 +8,7 @@ import numpy as np
 from movseg_ros.flow import flow_to_image
 from movseg_ros.overlay import contact_sheet
 from movseg_ros.synth.clip import Clip
-from movseg_ros.synth.palette_png import davis_palette
+from movseg_ros.datasets.label_files import davis_palette
 
 MOVING_COLOUR = (255, 40, 40)
 STILL_COLOUR = (60, 140, 255)

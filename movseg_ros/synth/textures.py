@@ -46,7 +46,7 @@ class TextureBank:
 
 def resolve_source(source: str, davis_root: str | Path | None) -> tuple[str, Path | None]:
     """'auto' becomes 'davis' when the DAVIS folder holds sequences, else 'skimage' (looked up once per process)."""
-    from movseg_ros.davis import default_root
+    from movseg_ros.datasets.davis import default_root
 
     return _resolve(source, str(Path(davis_root) if davis_root else default_root()))
 
@@ -126,7 +126,7 @@ def _touches_border(mask: np.ndarray, limit: int = 20) -> bool:
 
 
 def _davis_bank(root: Path, width: int, height: int) -> TextureBank:
-    from movseg_ros.davis import find_sequences
+    from movseg_ros.datasets.davis import find_sequences
 
     photos: list[np.ndarray] = []
     cutouts: list[Cutout] = []
@@ -134,8 +134,8 @@ def _davis_bank(root: Path, width: int, height: int) -> TextureBank:
         for i in range(0, len(seq), DAVIS_FRAME_STRIDE):
             rgb = seq.image(i)
             photos.append(_cover(rgb, width, height))
-            if i < len(seq.annotations):
-                mask = _main_object(seq.truth(i))
+            if i in seq.annotated:
+                mask = _main_object(seq.binary(i))
                 if mask.any() and not _touches_border(mask):
                     c = _cutout(rgb, mask, width, height, f"davis:{seq.name}/{i:05d}")
                     if c is not None:

@@ -12,7 +12,7 @@ import numpy as np
 
 from movseg_ros.synth.clip import Clip
 from movseg_ros.synth.flo import write_flo
-from movseg_ros.synth.palette_png import write_palette_png
+from movseg_ros.datasets.label_files import write_palette_png
 
 IMAGE_FORMATS = ("jpg", "png")
 JPEG_QUALITY = 95
