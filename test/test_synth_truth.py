@@ -147,6 +147,7 @@ def test_presets_and_their_purposes() -> None:
     ({"object_depth": (1.0, 20.0)}, "far_depth"),
     ({"blur_probability": 1.5}, "blur_probability"),
     ({"colour": 3}, "colour"),
+    ({"noise_sigma": 0.0}, "noise_sigma"),  # a range given as one number
 ])
 def test_bad_settings_are_refused_naming_the_field(changes: dict, field: str) -> None:
     with pytest.raises(SynthConfigError, match=field):

@@ -42,7 +42,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("data", nargs="?", type=Path,
                    help="data set root or one sequence: DAVIS, FBMS-59, KITTI-MOTS, YouTube-VOS "
                         "(default: $MOVSEG_DAVIS, else ../shared/data/davis2016)")
-    p.add_argument("--data", dest="data_option", type=Path, help=argparse.SUPPRESS)  # older spelling
     p.add_argument("--kind", default="auto", help="data set layout: auto, davis, fbms, mots, ytvos")
     p.add_argument("--sequences", nargs="*", help="only these sequences")
     source = p.add_mutually_exclusive_group()
@@ -84,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
 
 def evaluate_dataset(args: argparse.Namespace) -> dict[str, Any]:
     """Pipeline or prediction-folder mode: a table per sequence and the overall figures."""
-    data = args.data or args.data_option or default_root()
+    data = args.data or default_root()
     sequences = open_dataset(data, args.kind, args.sequences)
     protocol = EvalProtocol(tuple(args.metrics) if args.metrics else None, args.frames, args.allow_partial)
     config = load_pipeline_config(args.config) if args.config else PipelineConfig()

@@ -19,6 +19,10 @@ class SynthConfigError(ValueError):
     """A generator setting that is out of range or inconsistent; the message names the field."""
 
 
+RANGE_FIELDS = ("n_moving", "n_static", "object_area", "limb_swing_deg", "limb_rate", "translation", "exposure",
+                "noise_sigma", "camera_period", "layer_depth", "object_depth", "event_window")
+
+
 @dataclass(frozen=True)
 class SynthConfig:
     """Everything a clip is drawn from; the clip itself is then fixed by the seed."""
@@ -69,13 +73,15 @@ class SynthConfig:
         _check(32 <= self.width <= 4096 and 32 <= self.height <= 4096, "width/height",
                f"must be in [32, 4096], got {self.width}x{self.height}")
         _check(self.frames >= 2, "frames", f"must be >= 2 (flow needs a next frame), got {self.frames}")
+        for name in RANGE_FIELDS:
+            value = getattr(self, name)
+            _check(isinstance(value, (tuple, list)) and len(value) == 2, name, f"must be a (lo, hi) pair, got {value!r}")
         for name in ("n_moving", "n_static"):
             lo, hi = getattr(self, name)
             _check(0 <= lo <= hi, name, f"must be a range 0 <= lo <= hi, got {(lo, hi)}")
         _check(self.n_moving[1] + self.n_static[1] <= MAX_OBJECTS, "n_moving + n_static",
                f"at most {MAX_OBJECTS} objects, got up to {self.n_moving[1] + self.n_static[1]}")
-        for name in ("object_area", "limb_swing_deg", "limb_rate", "translation", "exposure", "noise_sigma",
-                     "camera_period", "layer_depth", "object_depth", "event_window"):
+        for name in RANGE_FIELDS[2:]:
             lo, hi = getattr(self, name)
             _check(0 <= lo <= hi, name, f"must be a range 0 <= lo <= hi, got {(lo, hi)}")
         _check(self.object_area[1] <= 0.5 and self.object_area[0] > 0, "object_area",
