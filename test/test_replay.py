@@ -145,3 +145,22 @@ def test_in_process_replay_counts_an_undecodable_image_and_goes_on(davis_bag: Pa
     empty = _replay(damaged, tmp_path / "empty", "--missing-as-empty")["metrics"]
     assert not empty["partial"] and empty["frames_scored"] == FRAMES
     assert empty["binary"]["J"]["per_frame"][3] == 0.0
+
+
+@pytest.mark.ros
+def test_live_replay_with_a_node_that_cannot_start_fails_cleanly(davis_bag: Path, tmp_path: Path, capsys) -> None:
+    import psutil
+    import yaml
+
+    from movseg_ros.paths import config_file
+
+    params = yaml.safe_load(config_file("segment.yaml").read_text())
+    params["movseg"]["ros__parameters"]["queue_size"] = -3  # out of its declared range
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(params))
+    before = {p.pid for p in psutil.process_iter() if "segment_node" in " ".join(p.cmdline())}
+    assert main(["replay", str(davis_bag), "--live", "--config", str(bad), "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert "live replay failed" in err and "queue_size" in err
+    after = {p.pid for p in psutil.process_iter() if "segment_node" in " ".join(p.cmdline())}
+    assert after <= before  # the node process did not outlive the replay

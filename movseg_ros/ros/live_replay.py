@@ -158,23 +158,28 @@ def replay_live(options: ReplayOptions) -> dict[str, Any]:
     account = FrameAccount(in_bag=total)
     sent_at: dict[int, float] = {}
     bad: list[tuple[int, int, str]] = []
-    with BagRecorder(output_bag, options.storage) as recorder:
-        context = private_context(env, domain)
-        client = ReplayClient(topic, recorder, context)
-        try:
-            client.wait_connected(node)
-            bad = _play(client, options, topic, total, sent_at)
-            account.sent = len(sent_at)
-            diag = client.wait_settled(account.sent, options.settle_s)
-            exit_code = node.stop()
-        except (RuntimeError, TimeoutError) as e:
-            node.close(keep_log=True)
-            raise RuntimeError(f"live replay failed: {e}\nnode log: {node.log_path}") from None
-        finally:
-            client.close()
-            context.try_shutdown()
-    node_log = node.log()
-    node.close()
+    failed = True
+    try:  # whatever happens, the node process does not outlive the replay
+        with BagRecorder(output_bag, options.storage) as recorder:
+            context = private_context(env, domain)
+            try:
+                client = ReplayClient(topic, recorder, context)
+                try:
+                    client.wait_connected(node)
+                    bad = _play(client, options, topic, total, sent_at)
+                    account.sent = len(sent_at)
+                    diag = client.wait_settled(account.sent, options.settle_s)
+                    exit_code = node.stop()
+                finally:
+                    client.close()
+            finally:
+                context.try_shutdown()
+        failed = False
+    except (RuntimeError, TimeoutError) as e:
+        raise RuntimeError(f"live replay failed: {e}\nnode log: {node.log_path}") from None
+    finally:
+        node_log = node.log()
+        node.close(keep_log=failed)
     if not diag:
         raise RuntimeError(f"the node published no diagnostics, so its frames cannot be accounted for; "
                            f"node log:\n{node_log[-2000:]}")
