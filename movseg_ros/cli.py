@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 
 # subcommand -> module under movseg_ros.commands exposing add_parser(subparsers) and run(args) -> int
@@ -15,6 +16,9 @@ COMMANDS = {
     "bag": "Write frames into a rosbag2 bag (make) or describe one (info).",
     "synth": "Generate synthetic moving-object clips with exact flow and ids.",
     "bench": "Measure speed, latency and memory.",
+    "export": "Build and cache a model's accelerated form (TensorRT engine or exported graph) ahead of time.",
+    "train": "Train a learned stage (flow: RAFT on the synthetic generator's exact flow).",
+    "flow": "Learned vs DIS optical flow: end-point error on a held-out synthetic split (epe).",
 }
 
 
@@ -30,8 +34,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    _log_to_stderr()
     args = build_parser().parse_args(argv)
     return int(args._run(args) or 0)
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is at the time (tests and tools swap it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
+def _log_to_stderr() -> None:
+    """The package's own log lines (e.g. which accelerator runs and why) on stderr, once per process."""
+    logger = logging.getLogger("movseg_ros")
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("[%(name)s] %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
 
 
 if __name__ == "__main__":

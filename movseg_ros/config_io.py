@@ -11,12 +11,8 @@ import yaml
 from movseg_ros.pipeline import PipelineConfig
 
 
-def load_pipeline_config(path: Path) -> PipelineConfig:
-    """PipelineConfig from a YAML file: its nested (or dotted) fields, or a node's ROS params file.
-
-    From a ROS params file ({node: {ros__parameters: {...}}}) only the pipeline's own settings
-    are taken (pipeline, buffer_length, geometric.*, tracker.*); node settings such as qos are skipped.
-    """
+def read_yaml_mapping(path: Path) -> dict[str, Any]:
+    """The mapping at the top of a YAML file ({} for an empty file); errors name the file."""
     try:
         with open(path, encoding="utf-8") as f:
             data = yaml.safe_load(f)
@@ -27,6 +23,16 @@ def load_pipeline_config(path: Path) -> PipelineConfig:
     data = {} if data is None else data
     if not isinstance(data, dict):
         raise ValueError(f"config {path}: expected a mapping at the top, got {type(data).__name__}")
+    return data
+
+
+def load_pipeline_config(path: Path) -> PipelineConfig:
+    """PipelineConfig from a YAML file: its nested (or dotted) fields, or a node's ROS params file.
+
+    From a ROS params file ({node: {ros__parameters: {...}}}) only the pipeline's own settings
+    are taken (pipeline, buffer_length, geometric.*, tracker.*); node settings such as qos are skipped.
+    """
+    data = read_yaml_mapping(path)
     ros = _ros_parameters(data)
     tree = expand_dotted(ros if ros is not None else data)
     if ros is not None:

@@ -9,6 +9,7 @@ import importlib
 TARGETS = {
     "pipeline": ("movseg_ros.bench.pipeline_bench", "frames/s of flow + segmenter + tracker in one process"),
     "node": ("movseg_ros.ros.node_bench", "camera-to-/movseg/instances latency and memory of the real node"),
+    "stages": ("movseg_ros.bench.stages_bench", "per-stage latency p50/p99, frames/s and peak memory of each pipeline and backend"),
 }
 
 

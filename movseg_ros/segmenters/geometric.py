@@ -7,10 +7,14 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from movseg_ros.bench.stage_clock import StageClock, timed
 from movseg_ros.clip_buffer import ClipBuffer
 from movseg_ros.ego_motion import EgoMotion, rescale_homography
 from movseg_ros.flow import DISFlow, DISFlowConfig
 from movseg_ros.segmenters.base import Detection, MotionContext, SegmenterResult
+
+
+FLOW_METHODS = ("dis", "raft")
 
 
 @dataclass(frozen=True)
@@ -19,6 +23,13 @@ class GeometricConfig:
 
     work_width: int = 424  # frames are processed at this width (aspect kept)
     flow_preset: str = "medium"
+    flow_method: str = "dis"  # dis (OpenCV, CPU) | raft (learned; needs flow_weights)
+    flow_weights: str = ""  # RAFT weights file (our checkpoint or a torchvision state dict); required for raft
+    raft_arch: str = "raft_small"  # raft_small | raft_large (must match flow_weights)
+    raft_iterations: int = 12  # RAFT refinement iterations
+    raft_device: str = "cpu"  # cpu | cuda | auto
+    accelerator: str = "auto"  # RAFT: auto (TensorRT on CUDA, else torch.compile, else eager) | tensorrt | compile | eager
+    precision: str = "fp32"  # RAFT: fp32 | fp16 | bf16 (fp16 on CUDA only; elsewhere fp32, logged)
     residual_k: float = 3.0  # residual over k robust sigmas counts as motion evidence
     memory: float = 0.5  # weight of the flow-warped previous probability map
     min_area: float = 0.002  # smallest instance, as a fraction of the image
@@ -35,6 +46,22 @@ class GeometricConfig:
         if not 64 <= self.work_width <= 1920:
             raise ValueError(f"work_width must be in [64, 1920], got {self.work_width}")
         DISFlowConfig(preset=self.flow_preset)
+        if self.flow_method not in FLOW_METHODS:
+            raise ValueError(f"geometric.flow_method '{self.flow_method}' is not one of {', '.join(FLOW_METHODS)}")
+        if self.flow_method == "raft":
+            if not self.flow_weights:
+                raise ValueError("geometric.flow_method 'raft' needs geometric.flow_weights (a RAFT weights file, "
+                                 "e.g. models/raft_small_synth.pt)")
+        if not 1 <= self.raft_iterations <= 64:
+            raise ValueError(f"geometric.raft_iterations must be in [1, 64], got {self.raft_iterations}")
+        if self.raft_arch not in ("raft_small", "raft_large"):
+            raise ValueError(f"geometric.raft_arch '{self.raft_arch}' is not one of raft_small, raft_large")
+        if self.raft_device not in ("cpu", "cuda", "auto"):
+            raise ValueError(f"geometric.raft_device '{self.raft_device}' is not one of cpu, cuda, auto")
+        if self.accelerator not in ("auto", "tensorrt", "compile", "eager"):
+            raise ValueError(f"geometric.accelerator '{self.accelerator}' is not one of auto, tensorrt, compile, eager")
+        if self.precision not in ("fp32", "fp16", "bf16"):
+            raise ValueError(f"geometric.precision '{self.precision}' is not one of fp32, fp16, bf16")
         for name, low, high in (("memory", 0.0, 0.999), ("colour_memory", 0.0, 0.999), ("min_area", 0.0, 0.5),
                                 ("residual_k", 0.1, 100.0), ("fb_check", 0.0, 100.0), ("fb_relative", 0.0, 1.0),
                                 ("colour_weight", 0.0, 10.0), ("refine_eps", 1e-6, 1.0), ("split_min_px", 0.0, 1000.0)):
@@ -59,10 +86,24 @@ class GeometricSegmenter:
             raise RuntimeError("geometric.refine_radius > 0 needs OpenCV's contrib module ximgproc "
                                "(pip: opencv-contrib-python-headless); install it or set refine_radius: 0")
         self.flow = DISFlow(DISFlowConfig(preset=config.flow_preset, scale=1.0))
+        self.raft = None  # RaftFlow when flow_method is raft: flow from the RGB work-resolution images
+        if config.flow_method == "raft":
+            from movseg_ros.learned_flow.raft import RaftFlow, RaftFlowConfig  # torch only when asked for
+
+            from movseg_ros.accel import AcceleratorConfig, PerShapeAccelerated
+
+            self.raft = RaftFlow(RaftFlowConfig(arch=config.raft_arch, weights=config.flow_weights,
+                                                iterations=config.raft_iterations, device=config.raft_device))
+            accelerator = AcceleratorConfig(accelerator=config.accelerator, precision=config.precision,
+                                            device=self.raft.device.type)
+            self.raft.set_forward(PerShapeAccelerated(self.raft.module, accelerator, "flow"))  # built on the first frame
+            self.device = self.raft.device.type
+        self.clock: StageClock | None = None  # `movseg bench stages` sets one to time flow and ego-motion
         self.reset()
 
     def reset(self) -> None:
         self._prev_grey: np.ndarray | None = None
+        self._prev_rgb: np.ndarray | None = None
         self._prob: np.ndarray | None = None
         self._hist: tuple[np.ndarray, np.ndarray] | None = None
 
@@ -74,21 +115,25 @@ class GeometricSegmenter:
         small_rgb = cv2.resize(frame.image, (w, h), interpolation=cv2.INTER_AREA)
         grey = cv2.cvtColor(small_rgb, cv2.COLOR_RGB2GRAY)
         prev, self._prev_grey = self._prev_grey, grey
+        prev_rgb, self._prev_rgb = self._prev_rgb, small_rgb
         if prev is None or len(buffer) < 2:
             self._prob = None
             return [SegmenterResult(frame)]
-        flow = self.flow.flow_grey(grey, prev)  # current -> previous: where each pixel came from
+        with timed(self.clock, "flow"):
+            flow = self._flow(grey, prev, small_rgb, prev_rgb)  # current -> previous: where each pixel came from
         gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
         map_x, map_y = gx + flow[..., 0], gy + flow[..., 1]  # each pixel's place in the previous frame
         carried = None  # last frame's probability map, moved along the flow to this frame
         if self._prob is not None:
             carried = cv2.remap(self._prob, map_x, map_y, cv2.INTER_LINEAR, borderValue=0)
         known = None if carried is None else carried > 0.5  # where last frame's objects are now
-        ego = EgoMotion.fit(flow, exclude=known)
+        with timed(self.clock, "ego_motion"):
+            ego = EgoMotion.fit(flow, exclude=known)
         residual = flow - ego.flow
         evidence = self._evidence(residual, known)
         if self.config.fb_check > 0:
-            back = self.flow.flow_grey(prev, grey)  # previous -> current
+            with timed(self.clock, "flow"):
+                back = self._flow(prev, grey, prev_rgb, small_rgb)  # previous -> current
             evidence[~self._consistent(flow, cv2.remap(back, map_x, map_y, cv2.INTER_LINEAR))] = 0.0
         prob = evidence if carried is None else (1 - self.config.memory) * evidence + self.config.memory * carried
         self._prob = prob
@@ -100,6 +145,12 @@ class GeometricSegmenter:
         dets = _instances(prob, residual, (h0, w0), self.config)
         to_current = rescale_homography(np.linalg.inv(ego.homography), (h, w), (h0, w0))
         return [SegmenterResult(frame, dets, MotionContext(buffer[-2].image, frame.image, to_current))]
+
+    def _flow(self, grey_a: np.ndarray, grey_b: np.ndarray, rgb_a: np.ndarray, rgb_b: np.ndarray | None) -> np.ndarray:
+        """Flow a -> b at the work resolution: RAFT on the RGB images when configured, else DIS on grey."""
+        if self.raft is not None and rgb_b is not None:
+            return self.raft(rgb_a, rgb_b)
+        return self.flow.flow_grey(grey_a, grey_b)
 
     def _evidence(self, residual: np.ndarray, known: np.ndarray | None) -> np.ndarray:
         """Motion evidence in [0, 1]: residual flow in units of its robust spread, over k.

@@ -1,0 +1,102 @@
+"""Loading model weights from files: one loader for every learned model, with errors that name the file.
+
+Our checkpoints are dicts {"arch": str, "state_dict": {...}, "meta": {...}}; a plain state dict (such
+as torchvision's published checkpoints) is accepted too, and is then checked against the module's keys
+and shapes instead of by its recorded arch.
+"""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+
+class ModelFileError(ValueError):
+    """A weights file that is missing, unreadable, of another architecture, or of other shapes."""
+
+    def __init__(self, path: Path | str, problem: str) -> None:
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"weights {self.path}: {problem}")
+
+
+def load_checkpoint(path: Path | str, expected_arch: str) -> dict[str, Any]:
+    """The file's contents as {"arch", "state_dict", "meta"}; "arch" is None for a plain state dict.
+
+    Raises ModelFileError for a missing file, a file torch cannot read (not a torch file, truncated),
+    a checkpoint recorded for another architecture than `expected_arch`, or contents of another kind.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ModelFileError(path, "no such file")
+    if not path.is_file():
+        raise ModelFileError(path, "is not a file")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        unsafe = next((ln.strip() for ln in str(e).splitlines() if "Unsupported global" in ln), "")
+        if unsafe:
+            raise ModelFileError(path, f"holds objects other than tensors and plain data, refused by the safe "
+                                       f"loader ({unsafe})") from None
+        raise ModelFileError(path, f"not a readable torch file (corrupt or truncated?): {_first_line(e)}") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, KeyError,
+            AttributeError, IndexError) as e:
+        raise ModelFileError(path, f"not a readable torch file (corrupt or truncated?): {_first_line(e)}") from None
+    if not isinstance(data, dict):
+        raise ModelFileError(path, f"expected a checkpoint or a state dict, got a {type(data).__name__}")
+    if "state_dict" in data:
+        arch = data.get("arch")
+        state = data["state_dict"]
+        meta = data.get("meta") or {}
+        if arch != expected_arch:
+            raise ModelFileError(path, f"checkpoint is for architecture '{arch}', expected '{expected_arch}'")
+    else:
+        arch, state, meta = None, data, {}
+    if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ModelFileError(path, "state_dict is empty or holds things other than tensors")
+    return {"arch": arch, "state_dict": state, "meta": meta if isinstance(meta, dict) else {}}
+
+
+def load_into(module: nn.Module, state: dict[str, torch.Tensor], path: Path | str, expected_arch: str = "") -> None:
+    """Copy `state` into `module`, strictly: missing, unexpected or mis-shaped keys are a ModelFileError.
+
+    `expected_arch` only words the error (a raw state dict of another architecture fails here).
+    """
+    own = module.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
+              if k in state and tuple(state[k].shape) != tuple(v.shape)]
+    what = f" for '{expected_arch}'" if expected_arch else ""
+    if shapes:
+        raise ModelFileError(path, f"{len(shapes)} tensor shape(s) do not match the model{what} "
+                                   f"(file vs model), e.g. {'; '.join(shapes[:4])}")
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} key(s) missing, e.g. {', '.join(missing[:4])}")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected key(s), e.g. {', '.join(unexpected[:4])}")
+        raise ModelFileError(path, f"weights do not fit the model{what} (another architecture?): {'; '.join(parts)}")
+    module.load_state_dict(state, strict=True)
+
+
+def save_checkpoint(path: Path | str, arch: str, module: nn.Module, meta: dict[str, Any]) -> Path:
+    """Write our checkpoint format {"arch","state_dict","meta"} (tensors on the CPU)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save({"arch": arch, "state_dict": state, "meta": meta}, tmp)
+    tmp.replace(path)
+    return path
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0][:200] if text else type(e).__name__
