@@ -70,14 +70,20 @@ def _check_bound_th(bound_th: float) -> None:
 # --- J ------------------------------------------------------------------------------------------
 
 
-def jaccard(pred: np.ndarray, truth: np.ndarray, void: np.ndarray | None = None) -> float:
-    """Region IoU of two masks (non-zero = foreground), void pixels left out; empty on empty scores 1."""
+def _without_void(pred: np.ndarray, truth: np.ndarray, void: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Prediction and truth as boolean masks of one shape, with void pixels cleared in both."""
     p = _as_mask(pred, "prediction")
     t = _as_mask(truth, "truth")
     v = None if void is None else _as_mask(void, "void mask")
     _check_same_shape(p, t, v)
     if v is not None:
         p, t = p & ~v, t & ~v
+    return p, t
+
+
+def jaccard(pred: np.ndarray, truth: np.ndarray, void: np.ndarray | None = None) -> float:
+    """Region IoU of two masks (non-zero = foreground), void pixels left out; empty on empty scores 1."""
+    p, t = _without_void(pred, truth, void)
     union = np.logical_or(p, t).sum()
     if union == 0:
         return 1.0
@@ -158,12 +164,7 @@ def _boundary_f(pred: _Boundary, truth: _Boundary) -> float:
 def boundary_f(pred: np.ndarray, truth: np.ndarray, bound_th: float = BOUND_TH,
                void: np.ndarray | None = None) -> float:
     """DAVIS boundary F-measure: boundary precision/recall within a disk of the tolerance, void left out."""
-    p = _as_mask(pred, "prediction")
-    t = _as_mask(truth, "truth")
-    v = None if void is None else _as_mask(void, "void mask")
-    _check_same_shape(p, t, v)
-    if v is not None:
-        p, t = p & ~v, t & ~v
+    p, t = _without_void(pred, truth, void)
     radius = tolerance_pixels(p.shape, bound_th)
     return _boundary_f(_boundary(p, radius), _boundary(t, radius))
 
