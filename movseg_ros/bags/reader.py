@@ -6,7 +6,7 @@ Every failure, from a missing path to a corrupt message, is a BagError naming th
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -272,6 +272,24 @@ class _TopicMessages:
         self.report.bad.append((index, stamp_ns, problem))
 
 
+def _decoded(messages: _TopicMessages, decode: Callable[[Any], np.ndarray], what: str
+             ) -> Iterator[tuple[int, int, int, Any, np.ndarray]]:
+    """(index, bag time, header stamp, message, decoded array) of every message `decode` accepts;
+    the others go to `messages.fail` (raised or recorded, as its on_error says)."""
+    for index, log_ns, msg, problem in messages.messages():
+        stamp = stamp_ns_of(msg) if msg is not None else None
+        if msg is None:
+            messages.fail(index, log_ns, stamp, problem or "undecodable")
+            continue
+        try:
+            array = decode(msg)
+        except ImageDecodeError as e:
+            messages.fail(index, log_ns, stamp, f"bad {what} ({e.kind}): {e}")
+            continue
+        messages.report.read += 1
+        yield index, log_ns, stamp, msg, array
+
+
 class ImageStream(_TopicMessages):
     """Iterator of BagImage over one image topic; `.report` says what was read and what was bad."""
 
@@ -300,17 +318,7 @@ class ImageStream(_TopicMessages):
         self.close()
 
     def _decode(self) -> Iterator[BagImage]:
-        for index, log_ns, msg, problem in self.messages():
-            stamp = stamp_ns_of(msg) if msg is not None else None
-            if msg is None:
-                self.fail(index, log_ns, stamp, problem or "undecodable")
-                continue
-            try:
-                image = decode_image(msg)
-            except ImageDecodeError as e:
-                self.fail(index, log_ns, stamp, f"bad image ({e.kind}): {e}")
-                continue
-            self.report.read += 1
+        for index, log_ns, stamp, msg, image in _decoded(self, decode_image, "image"):
             encoding = str(getattr(msg, "encoding", None) or getattr(msg, "format", ""))
             yield BagImage(index, stamp, log_ns, str(msg.header.frame_id), encoding, image)
 
@@ -342,17 +350,7 @@ def read_label_maps(path: str | Path, topic: str, on_error: str = "raise") -> La
     """
     messages = _TopicMessages(path, topic, (IMAGE_MSGTYPE,), on_error)
     out = LabelMaps(messages.report, messages.info, topic)
-    for index, log_ns, msg, problem in messages.messages():
-        stamp = stamp_ns_of(msg) if msg is not None else None
-        if msg is None:
-            messages.fail(index, log_ns, stamp, problem or "undecodable")
-            continue
-        try:
-            labels = decode_label_map(msg)
-        except ImageDecodeError as e:
-            messages.fail(index, log_ns, stamp, f"bad label map ({e.kind}): {e}")
-            continue
-        messages.report.read += 1
+    for _, _, stamp, _, labels in _decoded(messages, decode_label_map, "label map"):
         if stamp in out:
             messages.report.duplicates += 1
             continue

@@ -36,6 +36,7 @@ from movseg_ros.evaluation.sequence_eval import METRIC_SETS, EvalProtocol, combi
 from movseg_ros.evaluation.stamped import ScoringError
 from movseg_ros.pipeline import Pipeline, PipelineConfig
 from movseg_ros.sources import stamp_ns
+from movseg_ros.plots import pyplot, save_figure
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -217,10 +218,7 @@ def _table(summary: dict[str, Any]) -> str:
 
 
 def _plot(summary: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     rows = [r for r in summary["sequences"] if "davis" in r]
     fig, (bars, lines) = plt.subplots(1, 2, figsize=(13, 4))
@@ -240,7 +238,4 @@ def _plot(summary: dict[str, Any], path: Path) -> None:
     lines.set_ylabel("J")
     lines.set_ylim(0, 1)
     lines.legend(fontsize=7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)

@@ -20,6 +20,7 @@ from movseg_ros.learned_flow.evaluate import BOUNDARY_RADIUS, BOUNDARY_STEP, Met
 from movseg_ros.learned_flow.raft import ARCHS, RaftFlow, RaftFlowConfig, RaftFlowError
 from movseg_ros.model_files import ModelFileError
 from movseg_ros.synth.config import PRESETS, SynthConfigError, preset
+from movseg_ros.plots import pyplot, save_figure
 
 ACTIONS = ("epe",)
 
@@ -132,10 +133,7 @@ def _print_table(summary: dict[str, Any]) -> None:
 
 
 def _plot(path: Path, scores: list[MethodScore], pair: Any, methods: dict[str, Any]) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     flows = {name: fn(pair.image1, pair.image2) for name, fn in methods.items() if name != "zero"}
     top = float(np.percentile(np.linalg.norm(pair.flow, axis=2), 99)) or 1.0
@@ -161,7 +159,5 @@ def _plot(path: Path, scores: list[MethodScore], pair: Any, methods: dict[str, A
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     fig.suptitle(f"flow on held-out synthetic pair seed {pair.seed} (colour scale {top:.1f} px)", fontsize=10)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path, dpi=90, tight=False)
     return path

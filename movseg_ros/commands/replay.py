@@ -10,7 +10,6 @@ overlay contact sheet and summary.json into --out.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any

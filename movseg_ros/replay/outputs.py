@@ -12,6 +12,7 @@ import numpy as np
 from movseg_ros.bags.reader import BagInfo, bag_info, read_label_maps, select_image_topic
 from movseg_ros.replay.options import ReplayOptions
 from movseg_ros.replay.timing import Timing
+from movseg_ros.plots import pyplot, save_figure
 
 
 def as_rgb(image: np.ndarray, encoding: str) -> np.ndarray:
@@ -67,10 +68,7 @@ def write_summary(summary: dict[str, Any], timing: Timing, out: Path, title: str
 
 def plot_metrics(metrics: dict[str, Any], path: Path, title: str) -> Path:
     """J and F of every scored frame over time."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     binary = metrics["binary"]
     fig, ax = plt.subplots(figsize=(10, 4))
@@ -82,9 +80,7 @@ def plot_metrics(metrics: dict[str, Any], path: Path, title: str) -> Path:
     ax.set_ylabel("score")
     ax.set_title(title + (" (partial)" if metrics.get("partial") else ""))
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
     return path
 
 

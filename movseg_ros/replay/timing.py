@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from movseg_ros.plots import pyplot, save_figure
+
 
 @dataclass
 class Timing:
@@ -46,10 +48,7 @@ class Timing:
 
     def plot(self, path: Path, title: str) -> Path:
         """Three panels: latency histogram, latency per output, output rate over time."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        plt = pyplot()
 
         fig, (hist, series, rate) = plt.subplots(1, 3, figsize=(15, 4))
         s = self.summary()
@@ -68,8 +67,5 @@ class Timing:
         rate.set_xlabel("time (s)")
         rate.set_ylabel("outputs per second")
         fig.suptitle(title)
-        fig.tight_layout()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
+        save_figure(fig, path)
         return path

@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from movseg_ros.plots import pyplot, save_figure
+
 
 IMAGE_TOPIC = "/movseg_bench/image"
 
@@ -164,10 +166,7 @@ def report(r: BenchResult) -> str:
 
 
 def plot(r: BenchResult, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
     a.hist(r.latencies, bins=50, color="tab:blue")
@@ -180,9 +179,7 @@ def plot(r: BenchResult, path: Path) -> None:
         t, mb = zip(*r.rss_samples)
         b.plot(t, mb, color="tab:red")
     b.set(title="node RSS", xlabel="s", ylabel="MB")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -19,6 +19,7 @@ import torch.distributed as dist
 import yaml
 
 from movseg_ros.config_io import read_yaml_mapping
+from movseg_ros.plots import pyplot, save_figure
 
 
 class TrainConfigError(ValueError):
@@ -195,10 +196,7 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
 
 def plot_metrics(records: list[dict[str, Any]], keys: list[str], png: Path, title: str) -> Path:
     """One panel per key against step (smoothed line over the raw points), saved as PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 3.6), squeeze=False)
     for ax, key in zip(axes[0], keys):
@@ -218,8 +216,5 @@ def plot_metrics(records: list[dict[str, Any]], keys: list[str], png: Path, titl
         ax.set_title(key)
         ax.grid(alpha=0.3)
     fig.suptitle(title)
-    fig.tight_layout()
-    png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png, dpi=100)
-    plt.close(fig)
+    save_figure(fig, png)
     return png
