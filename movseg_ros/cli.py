@@ -19,6 +19,7 @@ COMMANDS = {
     "export": "Build and cache a model's accelerated form (TensorRT engine or exported graph) ahead of time.",
     "train": "Train a learned stage (flow: RAFT on the synthetic generator's exact flow).",
     "flow": "Learned vs DIS optical flow: end-point error on a held-out synthetic split (epe).",
+    "report": "Reports against a seed's published pattern (two-stream: seed 000's ablation on our data).",
 }
 
 

@@ -11,9 +11,10 @@ from movseg_ros.frame import Frame
 from movseg_ros.output import FrameOutput
 from movseg_ros.segmenters.base import Segmenter, SegmenterResult
 from movseg_ros.segmenters.geometric import GeometricConfig, GeometricSegmenter
+from movseg_ros.segmenters.two_stream import TwoStreamConfig
 from movseg_ros.tracker import Tracker, TrackerConfig, track_offline
 
-PIPELINES = ("geometric",)
+PIPELINES = ("geometric", "two_stream")
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,7 @@ class PipelineConfig:
     pipeline: str = "geometric"
     buffer_length: int = 8
     geometric: GeometricConfig = field(default_factory=GeometricConfig)
+    two_stream: TwoStreamConfig = field(default_factory=TwoStreamConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
 
     def __post_init__(self) -> None:
@@ -70,6 +72,10 @@ def make_segmenter(config: PipelineConfig) -> Segmenter:
     """The segmenter named by `config.pipeline`."""
     if config.pipeline == "geometric":
         return GeometricSegmenter(config.geometric)
+    if config.pipeline == "two_stream":
+        from movseg_ros.segmenters.two_stream import TwoStreamSegmenter  # torch only when asked for
+
+        return TwoStreamSegmenter(config.two_stream)
     raise ValueError(f"pipeline '{config.pipeline}' is not available")
 
 

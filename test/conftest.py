@@ -38,3 +38,11 @@ def rclpy_session(ros_domain: int):
     init_rclpy(ros_domain)
     yield
     rclpy.try_shutdown()
+
+
+@pytest.fixture(scope="session")
+def tiny_two_stream(tmp_path_factory):
+    """Seed-000 motion, appearance and joint weights from 3 real training steps each on tiny data."""
+    from two_stream_helpers import make_tiny_weights
+
+    return make_tiny_weights(tmp_path_factory.mktemp("two_stream"))

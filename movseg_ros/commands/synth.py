@@ -3,6 +3,7 @@
   gallery  one clip as a PNG grid (frames; flow; instance ids; moving flags)
   bench    frames per second of the generator alone and through the torch Dataset + DataLoader
   write    clips in the DAVIS layout (+ palette instance annotations, moving masks, .flo flow, meta.json)
+  coco     objectness images in the COCO instances format (frame 0 of each clip, every visible object)
 """
 
 from __future__ import annotations
@@ -23,23 +24,29 @@ from movseg_ros.synth.clip import generate_clip
 from movseg_ros.synth.config import PRESETS, SynthConfig, SynthConfigError, preset
 from movseg_ros.synth.textures import load_bank
 
-ACTIONS = ("gallery", "bench", "write")
+ACTIONS = ("gallery", "bench", "write", "coco")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", choices=ACTIONS, help="gallery: PNG of one clip; bench: frames/s; write: DAVIS layout")
+    p.add_argument("action", choices=ACTIONS,
+                   help="gallery: PNG of one clip; bench: frames/s; write: DAVIS layout; coco: COCO instances")
+    p.add_argument("target", nargs="?", type=Path, metavar="OUT", help="coco: output folder (or --out)")
     p.add_argument("--preset", default="motion", help=f"settings to start from ({', '.join(PRESETS)}; default motion)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the (first) clip (default 0)")
+    p.add_argument("--seed", "--base-seed", type=int, default=0, help="seed of the (first) clip (default 0)")
     p.add_argument("--width", type=int, help="override the preset's width")
     p.add_argument("--height", type=int, help="override the preset's height")
     p.add_argument("--frames", type=int, help="override the preset's frames per clip")
     p.add_argument("--textures", choices=("auto", "davis", "skimage"),
                    help="texture source (default the preset's: DAVIS when present, else scikit-image)")
     p.add_argument("--out", type=Path,
-                   help="gallery: PNG path (default out/synth/gallery.png); write: folder (default out/synth/<preset>)")
+                   help="gallery: PNG path (default out/synth/gallery.png); write: folder (default out/synth/<preset>); "
+                        "coco: folder (same as OUT)")
     p.add_argument("--rows", type=int, default=6, help="gallery: frames shown (default 6)")
     p.add_argument("--seconds", type=float, default=5.0, help="bench: seconds per measurement (default 5)")
     p.add_argument("--clips", type=int, default=10, help="write: number of clips (default 10)")
+    p.add_argument("--images", type=int, help="coco: number of images (one 2-frame clip each)")
+    p.add_argument("--min-pixels", type=int, default=16,
+                   help="coco: leave out instances with fewer visible pixels (default 16)")
     p.add_argument("--format", choices=("jpg", "png"), default="jpg", help="write: frame format (default jpg)")
     p.add_argument("--bag", action="store_true",
                    help="write: also write each clip as a rosbag2 bag OUT/bags/<clip> (images + truth of the "
@@ -51,12 +58,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         config = _config(args)
+        if args.target is not None and args.action != "coco":
+            raise SynthConfigError(f"OUT ({args.target}) is only for coco; {args.action} takes --out")
         if args.action == "gallery":
             summary = _gallery(args, config)
         elif args.action == "bench":
             summary = _bench(args, config)
-        else:
+        elif args.action == "write":
             summary = _write(args, config)
+        else:
+            summary = _coco(args, config)
         if args.json:
             args.json.parent.mkdir(parents=True, exist_ok=True)
             args.json.write_text(json.dumps(summary, indent=1))
@@ -192,6 +203,30 @@ def _write(args: argparse.Namespace, config: SynthConfig) -> dict[str, Any]:
     return {"action": "write", "preset": args.preset, "out": str(out), "clips": written,
             "bags": str(out / "bags") if args.bag else None,
             "seconds": round(seconds, 2), "format": args.format, "config": config.to_dict()}
+
+
+def _coco(args: argparse.Namespace, config: SynthConfig) -> dict[str, Any]:
+    from movseg_ros.synth.coco import write_coco
+
+    if args.images is None or args.images < 1:
+        raise SynthConfigError(f"coco needs --images N >= 1, got {args.images}")
+    out = args.target or args.out
+    if out is None:
+        raise SynthConfigError("coco needs an output folder: movseg synth coco OUT --images N")
+    start = time.perf_counter()
+    path = write_coco(config, out, args.images, base_seed=args.seed, min_pixels=args.min_pixels, progress=True)
+    seconds = time.perf_counter() - start
+    anns = json.loads(path.read_text())["annotations"]
+    moving = sum(a["moving"] for a in anns)
+    empty = args.images - len({a["image_id"] for a in anns})
+    print(f"synth coco: {args.images} images ({config.width}x{config.height}, preset {args.preset}, seeds "
+          f"{args.seed}..{args.seed + args.images - 1}) in {seconds:.1f} s -> {out}")
+    print(f"{len(anns)} objects ({moving} moving, {len(anns) - moving} static), {empty} image(s) without any; "
+          f"one category 'object'")
+    print(f"wrote {path} and {args.images} PNGs in {out / 'images'}")
+    return {"action": "coco", "preset": args.preset, "out": str(out), "annotations": str(path),
+            "images": args.images, "base_seed": args.seed, "objects": len(anns), "moving": moving,
+            "empty_images": empty, "seconds": round(seconds, 2), "config": config.to_dict()}
 
 
 def _write_bag(clip: Any, path: Path, rate: float) -> None:

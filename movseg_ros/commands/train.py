@@ -1,9 +1,12 @@
 """movseg train <stage>: train one learned stage from a YAML config (+ key=value overrides).
 
-  flow  RAFT (torchvision raft_small/raft_large) on the synthetic generator's exact flow
+  flow        RAFT (torchvision raft_small/raft_large) on the synthetic generator's exact flow
+  motion      seed 000's motion stream: Mask R-CNN on flow images, one class "moving"
+  appearance  seed 000's objectness Mask R-CNN on RGB (COCO-format data or synthetic frames)
+  joint       seed 000's two-stream model from the motion and appearance weights (Table 3 freezing)
 
 Runs on one CPU/GPU, or as DDP when started by torchrun (WORLD_SIZE > 1). Writes to the config's
-out_dir: metrics.jsonl (step, loss, epe, lr, seconds), metrics.png, checkpoint_last.pt, and the final
+out_dir: metrics.jsonl (step, loss terms, lr, seconds, held-out scores), metrics.png, checkpoint_last.pt, and the final
 weights in our checkpoint format.
 """
 
@@ -49,9 +52,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"movseg train: error: {e}", file=sys.stderr)
         return 2
     if summary.get("weights"):
+        if "val_seg_map50" in summary:
+            scores = (f"held-out det mAP@0.5 {_fmt(summary.get('val_det_map50'))}, "
+                      f"mask mAP@0.5 {_fmt(summary.get('val_seg_map50'))}")
+        else:
+            scores = (f"train EPE {_fmt(summary.get('final_train_epe'))}, "
+                      f"held-out EPE {_fmt(summary.get('val_epe'))}")
         print(f"{args.stage}: {summary['step']} steps in {summary['wall_seconds']:.0f} s; "
-              f"final loss {_fmt(summary.get('final_loss'))}, train EPE {_fmt(summary.get('final_train_epe'))}, "
-              f"held-out EPE {_fmt(summary.get('val_epe'))}")
+              f"final loss {_fmt(summary.get('final_loss'))}, {scores}")
         print(f"weights  {summary['weights']}\nmetrics  {summary['metrics']}\nplot     {summary['plot']}")
         if args.json:
             args.json.parent.mkdir(parents=True, exist_ok=True)

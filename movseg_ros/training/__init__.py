@@ -1,3 +1,9 @@
 """Training loops, one module per stage (movseg train <stage>), and what they share."""
 
-STAGES = {"flow": "movseg_ros.training.flow"}  # stage -> module exposing CONFIG (a dataclass) and train(config, ...)
+# stage -> module exposing CONFIG (a dataclass) and train(config, command)
+STAGES = {
+    "flow": "movseg_ros.training.flow",
+    "motion": "movseg_ros.training.motion",
+    "appearance": "movseg_ros.training.appearance",
+    "joint": "movseg_ros.training.joint",
+}

@@ -218,3 +218,19 @@ def plot_metrics(records: list[dict[str, Any]], keys: list[str], png: Path, titl
     fig.suptitle(title)
     save_figure(fig, png)
     return png
+
+
+class StepBatches:
+    """Batch sampler: for step s, this rank's `batch` dataset indices (a fixed function of s), so a resumed
+    run sees exactly the batches an uninterrupted one would."""
+
+    def __init__(self, start: int, stop: int, batch: int, rank: int, world: int, length: int) -> None:
+        self.start, self.stop, self.batch, self.rank, self.world, self.length = start, stop, batch, rank, world, length
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def __iter__(self):
+        for step in range(self.start, self.stop):
+            base = (step * self.world + self.rank) * self.batch
+            yield [(base + j) % self.length for j in range(self.batch)]

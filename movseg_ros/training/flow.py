@@ -25,8 +25,8 @@ from movseg_ros.learned_flow.loss import end_point_error, sequence_loss
 from movseg_ros.learned_flow.raft import ARCHS, MIN_SIDE, build_raft
 from movseg_ros.model_files import save_checkpoint
 from movseg_ros.synth.config import PRESETS, SynthConfig, preset
-from movseg_ros.training.common import (DistContext, MetricsLog, TrainConfigError, cleanup_distributed, mean_across,
-                                        plot_metrics, read_metrics, rng_state, seed_everything, set_rng_state,
+from movseg_ros.training.common import (DistContext, MetricsLog, StepBatches, TrainConfigError, cleanup_distributed,
+                                        mean_across, plot_metrics, read_metrics, rng_state, seed_everything, set_rng_state,
                                         setup_distributed)
 
 CHECKPOINT = "checkpoint_last.pt"
@@ -109,21 +109,6 @@ class FlowTrainConfig:
 CONFIG = FlowTrainConfig
 
 
-class _StepBatches:
-    """Batch sampler: for step s, this rank's `batch` dataset indices (a fixed function of s)."""
-
-    def __init__(self, start: int, stop: int, batch: int, rank: int, world: int, length: int) -> None:
-        self.start, self.stop, self.batch, self.rank, self.world, self.length = start, stop, batch, rank, world, length
-
-    def __len__(self) -> int:
-        return self.stop - self.start
-
-    def __iter__(self):
-        for step in range(self.start, self.stop):
-            base = (step * self.world + self.rank) * self.batch
-            yield [(base + j) % self.length for j in range(self.batch)]
-
-
 def train(config: FlowTrainConfig, command: str = "") -> dict[str, Any]:
     """Run (or resume) the training; returns a summary. Only rank 0 writes files."""
     if config.threads:
@@ -173,7 +158,7 @@ def _train(config: FlowTrainConfig, ctx: DistContext, command: str) -> dict[str,
     if start >= stop:
         raise TrainConfigError(f"resume: the checkpoint {ckpt_path} is at step {start}, nothing left to do "
                                f"(iterations {config.iterations}, stop_after {config.stop_after})")
-    loader = DataLoader(data, batch_sampler=_StepBatches(start, stop, config.batch_size, ctx.rank,
+    loader = DataLoader(data, batch_sampler=StepBatches(start, stop, config.batch_size, ctx.rank,
                                                          ctx.world_size, len(data)),
                         num_workers=config.num_workers)
     val = _val_pairs(config, synth) if ctx.is_main else []

@@ -1,0 +1,94 @@
+"""movseg report <what>: tables, JSON and a figure that put our models next to a seed's published pattern.
+
+  two-stream  seed 000's ablation (Tables 1-3): motion-only, appearance-only and joint det/mask mAP@0.5
+              on the held-out synthetic split, and DAVIS J of pipeline two_stream vs geometric
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Callable
+
+from movseg_ros.datasets.davis import default_root
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="report", metavar="REPORT", required=True)
+    for name, (help_text, add, run_report) in REPORTS.items():
+        q = sub.add_parser(name, help=help_text, description=help_text)
+        add(q)
+        q.set_defaults(_report=run_report)
+
+
+def run(args: argparse.Namespace) -> int:
+    return int(args._report(args) or 0)
+
+
+def _add_two_stream(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--motion", required=True, type=Path, help="motion-stream weights (movseg train motion)")
+    p.add_argument("--appearance", required=True, type=Path, help="appearance (objectness) weights")
+    p.add_argument("--joint", required=True, type=Path,
+                   help="two-stream weights (movseg train joint); their meta gives the held-out split")
+    p.add_argument("--images", type=int, default=200, help="held-out images scored per row (default 200)")
+    p.add_argument("--heldout-seeds", metavar="LO:HI",
+                   help="clip seeds to score instead of the joint weights' held-out range")
+    p.add_argument("--dis-preset", default="medium", help="DIS preset of the estimated flow (default medium)")
+    p.add_argument("--davis", type=Path, help="DAVIS root (default: movseg eval's, $MOVSEG_DAVIS or "
+                                              "../shared/data/davis2016)")
+    p.add_argument("--sequences", nargs="*", help="only these DAVIS sequences")
+    p.add_argument("--max-frames", type=int, default=0, help="score only the first N frames of each sequence (0: all)")
+    p.add_argument("--no-davis", action="store_true", help="skip the DAVIS comparison")
+    p.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu", help="where the models run (default cpu)")
+    p.add_argument("--json", type=Path, help="write everything here as JSON")
+    p.add_argument("--plot", type=Path, help="PNG: det/mask mAP bars per row, J per pipeline")
+
+
+def _run_two_stream(args: argparse.Namespace) -> int:
+    from movseg_ros.two_stream.report import ReportSettings, format_table, parse_seed_range, plot_report, two_stream_report
+
+    try:
+        if args.max_frames < 0:
+            raise ValueError(f"--max-frames must be >= 0, got {args.max_frames}")
+        settings = ReportSettings(
+            motion=args.motion, appearance=args.appearance, joint=args.joint, images=args.images,
+            heldout_seeds=parse_seed_range(args.heldout_seeds) if args.heldout_seeds else None,
+            davis=None if args.no_davis else (args.davis or default_root()),
+            sequences=tuple(args.sequences or ()), max_frames=args.max_frames, device=args.device,
+            dis_preset=args.dis_preset, command=_command_line(args))
+        report = two_stream_report(settings)
+    except (ValueError, FileNotFoundError) as e:  # ModelFileError, ReportError, DatasetError, ... are ValueErrors
+        print(f"movseg report: error: {e}", file=sys.stderr)
+        return 2
+    print(format_table(report))
+    if args.plot:
+        print(f"plot: {plot_report(report, args.plot)}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report.to_dict(), indent=1) + "\n", encoding="utf-8")
+        print(f"json: {args.json}")
+    return 0
+
+
+def _command_line(args: argparse.Namespace) -> str:
+    """The report's command as given (every option that was set), for the JSON."""
+    parts = ["movseg", "report", "two-stream", "--motion", str(args.motion), "--appearance", str(args.appearance),
+             "--joint", str(args.joint), "--images", str(args.images)]
+    for option in ("heldout_seeds", "dis_preset", "davis", "max_frames", "device", "json", "plot"):
+        value = getattr(args, option)
+        if value:
+            parts += [f"--{option.replace('_', '-')}", str(value)]
+    if args.sequences:
+        parts += ["--sequences", *args.sequences]
+    if args.no_davis:
+        parts.append("--no-davis")
+    return shlex.join(parts)
+
+
+# subcommand -> (help, add_arguments, run); a later report (e.g. stemseg) adds an entry here
+REPORTS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
+    "two-stream": ("Seed 000's ablation on our data: motion-only, appearance-only and joint mAP@0.5 on the "
+                   "held-out synthetic split, and DAVIS J of two_stream vs geometric.", _add_two_stream, _run_two_stream),
+}

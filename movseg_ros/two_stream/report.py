@@ -1,0 +1,510 @@
+"""Seed 000's ablation pattern on our data (`movseg report two-stream`).
+
+Two parts: (1) det/mask mAP@0.5 of the motion-only, appearance-only and joint models on the joint
+weights' held-out synthetic split, with DIS flow as at inference (cf. seed 000 Tables 1-3), and the
+appearance model's own objectness score for reference; (2) DAVIS J of `pipeline: two_stream` with the
+joint weights next to `pipeline: geometric`, scored by the same library code as `movseg eval`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from movseg_ros.datasets import open_dataset
+from movseg_ros.datasets.sequence import VideoSequence
+from movseg_ros.evaluation.sequence_eval import EvalProtocol, combine, jsonable, score_sequence
+from movseg_ros.flow import DIS_PRESETS
+from movseg_ros.model_files import ModelFileError
+from movseg_ros.pipeline import Pipeline, PipelineConfig
+from movseg_ros.sources import stamp_ns
+from movseg_ros.synth.config import SynthConfig
+from movseg_ros.training.common import TrainConfigError
+from movseg_ros.training.detector_loop import DetectorTrainConfig
+from movseg_ros.two_stream.data import SynthDetectionData
+from movseg_ros.two_stream.evaluate import detection_map
+from movseg_ros.two_stream.weights import load_model
+
+ROLES = {"motion": "motion", "appearance": "appearance", "joint": "two_stream"}  # weights role -> model kind
+WARMUP_FRAMES = 2  # frames run untimed before the DAVIS timing (the second one is the first model call)
+
+
+class ReportError(ValueError):
+    """Input the report cannot use (bad seed range, held-out seeds that were trained on); names the file/setting."""
+
+
+@dataclass(frozen=True)
+class RowSpec:
+    """One ablation row: which weights, scored on which labels."""
+
+    name: str
+    role: str  # motion | appearance | joint
+    labels: str  # moving | objects
+    paper: str  # the seed-000 table the row mirrors
+
+
+ROWS = (
+    RowSpec("motion-only", "motion", "moving", "Table 1 (motion stream)"),
+    RowSpec("appearance-only", "appearance", "moving", "- (appearance cannot tell moving from static)"),
+    RowSpec("appearance objectness", "appearance", "objects", "Table 2 (objectness, what it is trained for)"),
+    RowSpec("joint two-stream", "joint", "moving", "Table 3 (joint model)"),
+)
+
+
+@dataclass(frozen=True)
+class WeightsFile:
+    """A loaded weights file's identity and training record (from its meta)."""
+
+    role: str
+    path: Path
+    kind: str
+    meta: dict[str, Any] = field(repr=False, compare=False)
+
+    @property
+    def data(self) -> dict[str, Any]:
+        d = self.meta.get("data")
+        return d if isinstance(d, dict) else {}
+
+    @property
+    def coco_trained(self) -> bool:
+        """An appearance model trained on COCO images saw no synthetic clip, so no seed can overlap."""
+        source = self.meta.get("objectness_data")
+        return isinstance(source, dict) and bool(source.get("coco_annotations"))
+
+    def seed_range(self, key: str) -> range | None:
+        value = self.data.get(key)
+        if isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, int) for v in value):
+            return range(value[0], value[1])
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        train = self.seed_range("train_seeds")
+        held = self.seed_range("heldout_seeds")
+        return {"role": self.role, "path": str(self.path), "kind": self.kind, "iterations": self.meta.get("iterations"),
+                "date": self.meta.get("date"), "backbone": (self.meta.get("arch_settings") or {}).get("backbone"),
+                "min_size": self.meta.get("min_size"), "command": self.meta.get("command"),
+                "train_seeds": None if self.coco_trained or train is None else [train.start, train.stop],
+                "heldout_seeds": None if held is None else [held.start, held.stop],
+                "data": {k: self.data.get(k) for k in ("preset", "synth", "size")},
+                "objectness_data": self.meta.get("objectness_data")}
+
+
+def read_weights(path: Path | str, role: str) -> tuple[nn.Module, WeightsFile]:
+    """The model of `role` (motion | appearance | joint) in eval mode, resized as it was trained (meta min_size).
+
+    ModelFileError (naming the file) for a missing, corrupt or wrong-kind file. The joint model is built
+    without its static branch: only its moving detections are scored.
+    """
+    if role not in ROLES:
+        raise ValueError(f"weights role '{role}' is not one of {', '.join(ROLES)}")
+    kind = ROLES[role]
+    options = {"static_branch": False} if kind == "two_stream" else {}
+    model, meta = load_model(path, kind, **options)
+    min_size = meta.get("min_size")
+    if isinstance(min_size, int) and min_size > 0:
+        model.transform.min_size = (min_size,)
+    return model, WeightsFile(role, Path(path), kind, meta)
+
+
+@dataclass(frozen=True)
+class HeldoutSplit:
+    """The synthetic generator settings and clip seeds scored (the joint weights' held-out split by default)."""
+
+    preset: str
+    synth: dict[str, Any]
+    size: tuple[int, int]  # (width, height)
+    seeds: range
+    source: str  # where the seeds came from
+
+    def synth_config(self) -> SynthConfig:
+        """The generator config, rebuilt exactly as training's DetectorTrainConfig.synth_config()."""
+        config = DetectorTrainConfig(preset=self.preset, synth=dict(self.synth), size=self.size)
+        return config.synth_config()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"preset": self.preset, "synth": self.synth, "size": list(self.size),
+                "seeds": [self.seeds.start, self.seeds.stop], "source": self.source}
+
+
+def parse_seed_range(text: str, option: str = "--heldout-seeds") -> range:
+    """'LO:HI' -> range(LO, HI) with 0 <= LO < HI; ReportError naming the option otherwise."""
+    try:
+        lo, hi = (int(x) for x in text.split(":"))
+    except ValueError:
+        raise ReportError(f"{option} '{text}' is not LO:HI (two integers)") from None
+    if not 0 <= lo < hi:
+        raise ReportError(f"{option} '{text}' must have 0 <= LO < HI")
+    return range(lo, hi)
+
+
+def heldout_split(joint: WeightsFile, seeds: range | None = None) -> HeldoutSplit:
+    """The joint weights' generator settings (meta["data"]) and held-out seeds, or `seeds` instead."""
+    data = joint.data
+    missing = [k for k in ("preset", "size") if k not in data]
+    if missing:
+        raise ModelFileError(joint.path, f"meta['data'] has no {', '.join(missing)}: the synthetic data it was "
+                                         f"trained on is unknown, so there is no held-out split to score")
+    size = data["size"]
+    if not (isinstance(size, (list, tuple)) and len(size) == 2):
+        raise ModelFileError(joint.path, f"meta['data']['size'] is {size!r}, not [width, height]")
+    source = "--heldout-seeds"
+    if seeds is None:
+        seeds = joint.seed_range("heldout_seeds")
+        if seeds is None or len(seeds) < 1:
+            raise ModelFileError(joint.path, "meta['data'] has no heldout_seeds [start, stop); give --heldout-seeds")
+        source = f"heldout_seeds of {joint.path}"
+    split = HeldoutSplit(str(data["preset"]), dict(data.get("synth") or {}), (int(size[0]), int(size[1])), seeds, source)
+    try:
+        split.synth_config()
+    except (TrainConfigError, ValueError) as e:
+        raise ModelFileError(joint.path, f"meta['data'] does not rebuild a generator config: {e}") from None
+    return split
+
+
+def check_heldout(split: HeldoutSplit, files: Sequence[WeightsFile]) -> list[str]:
+    """ReportError naming the first file whose training seeds overlap the scored split; returns notes for
+    files whose training seeds cannot be checked or whose generator settings differ from the split's."""
+    notes = []
+    seeds = split.seeds
+    for f in files:
+        if f.coco_trained:
+            notes.append(f"{f.role} weights {f.path} were trained on COCO images: no synthetic seeds to overlap")
+            continue
+        train = f.seed_range("train_seeds")
+        if train is None:
+            notes.append(f"{f.role} weights {f.path} record no train_seeds: held-out overlap not checked")
+        elif seeds.start < train.stop and train.start < seeds.stop:
+            raise ReportError(f"held-out seeds {seeds.start}:{seeds.stop} ({split.source}) overlap the train_seeds "
+                              f"{train.start}:{train.stop} of the {f.role} weights {f.path}; the scores would not be "
+                              f"held-out (choose --heldout-seeds outside every file's training range)")
+        theirs = {k: f.data.get(k) for k in ("preset", "synth", "size")}
+        ours = {"preset": split.preset, "synth": split.synth, "size": list(split.size)}
+        if not f.coco_trained and theirs != ours:
+            notes.append(f"{f.role} weights {f.path} were trained on other generator settings {theirs} "
+                         f"than the split's {ours}")
+    for f in files:  # the files' own held-out ranges (not scored here) against each other's training seeds
+        held = f.seed_range("heldout_seeds")
+        for g in files:
+            train = None if g.coco_trained else g.seed_range("train_seeds")
+            if held is not None and train is not None and held.start < train.stop and train.start < held.stop:
+                notes.append(f"the heldout_seeds {held.start}:{held.stop} recorded in the {f.role} weights overlap "
+                             f"the train_seeds {train.start}:{train.stop} of the {g.role} weights (not the split "
+                             f"scored here)")
+    return notes
+
+
+@dataclass
+class AblationRow:
+    """One row of the ablation table: a model scored on one labelling of the held-out images."""
+
+    name: str
+    kind: str
+    labels: str
+    paper: str
+    weights: str
+    iterations: int | None
+    date: str | None
+    det_map50: float | None
+    seg_map50: float | None
+    images: int
+    truth: int
+    seconds: float
+
+
+def resolve_device(device: str) -> torch.device:
+    """'auto' is CUDA when torch sees one; 'cuda' without one is a ReportError."""
+    if device not in ("cpu", "cuda", "auto"):
+        raise ReportError(f"--device '{device}' is not one of cpu, cuda, auto")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ReportError("--device cuda asked for but torch sees no CUDA device")
+    return torch.device(device)
+
+
+def score_ablation(split: HeldoutSplit, models: dict[str, tuple[nn.Module, WeightsFile]], images: int,
+                   device: str = "cpu", dis_preset: str = "medium", min_pixels: int = 16) -> list[AblationRow]:
+    """The four ROWS on the first `images` seeds of the split, flow estimated by DIS (as at inference)."""
+    if images < 1:
+        raise ReportError(f"--images must be >= 1, got {images}")
+    if dis_preset not in DIS_PRESETS:
+        raise ReportError(f"--dis-preset '{dis_preset}' is not one of {', '.join(DIS_PRESETS)}")
+    dev = resolve_device(device)
+    seeds = split.seeds[:images]
+    config = split.synth_config()
+    rows = []
+    for spec in ROWS:
+        model, info = models[spec.role]
+        data = SynthDetectionData(config, seeds, info.kind, "dis", dis_preset, min_pixels, spec.labels)
+        items = tqdm((data[i] for i in range(len(data))), total=len(data), desc=spec.name, unit="img",
+                     file=sys.stderr, disable=None, leave=False)
+        model.to(dev)
+        start = time.perf_counter()
+        scores = detection_map(model, items, dev)
+        seconds = time.perf_counter() - start
+        rows.append(AblationRow(spec.name, info.kind, spec.labels, spec.paper, str(info.path),
+                                info.meta.get("iterations"), info.meta.get("date"), scores["det_map50"],
+                                scores["seg_map50"], int(scores["images"]), int(scores["truth"]), seconds))
+    return rows
+
+
+class _FirstFrames:
+    """The first `n` frames of a frame store."""
+
+    def __init__(self, store: Any, n: int) -> None:
+        self.store, self.n = store, n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def read(self, index: int) -> np.ndarray:
+        return self.store.read(index)
+
+    def size(self) -> tuple[int, int]:
+        return self.store.size()
+
+
+class _FirstTruth:
+    """A truth store limited to the frames below `n`."""
+
+    def __init__(self, truth: Any, n: int) -> None:
+        self.truth = truth
+        self.annotated = tuple(i for i in truth.annotated if i < n)
+
+    def labels(self, index: int) -> np.ndarray:
+        return self.truth.labels(index)
+
+    def ignore(self, index: int) -> np.ndarray | None:
+        return self.truth.ignore(index)
+
+
+def first_frames(seq: VideoSequence, n: int) -> VideoSequence:
+    """The sequence cut to its first `n` frames (n <= 0 or >= its length: unchanged), for quick runs."""
+    if n <= 0 or n >= len(seq):
+        return seq
+    truth = _FirstTruth(seq.truth, n) if seq.truth is not None else None
+    return dataclasses.replace(seq, frame_names=seq.frame_names[:n], frames=_FirstFrames(seq.frames, n), truth=truth)
+
+
+@dataclass
+class PipelineScore:
+    """DAVIS J of one pipeline over the sequences, and its speed measured while it ran."""
+
+    pipeline: str
+    settings: dict[str, Any]
+    mean_j: float
+    sequences: list[dict[str, Any]]  # {"sequence", "frames", "J" (mean), "J_recall", "J_decay", "ms_per_frame"}
+    frames: int
+    seconds: float  # inside Pipeline.process, frame decoding and the warm-up excluded
+    warmup_seconds: float = 0.0  # the untimed first frames (first model call: lazy initialisation)
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else float("nan")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "fps": self.fps}
+
+
+def pipeline_configs(joint_weights: Path | str, device: str = "cpu") -> dict[str, PipelineConfig]:
+    """`pipeline: two_stream` with the joint weights (eager: no compile time counts) and `pipeline: geometric`."""
+    two_stream = {"weights": str(joint_weights), "accelerator": "eager", "device": device}
+    return {"two_stream": PipelineConfig.from_dict({"pipeline": "two_stream", "two_stream": two_stream}),
+            "geometric": PipelineConfig.from_dict({"pipeline": "geometric"})}
+
+
+def davis_scores(sequences: Sequence[VideoSequence], configs: dict[str, PipelineConfig]) -> list[PipelineScore]:
+    """Each pipeline run online over every sequence and scored like `movseg eval` (binary J, all annotated frames).
+
+    Speed is measured inside Pipeline.process after an untimed warm-up on the first sequence's first
+    WARMUP_FRAMES frames (a first model call costs seconds of one-off initialisation).
+    """
+    protocol = EvalProtocol(metrics=("davis",))
+    out = []
+    for name, config in configs.items():
+        pipeline = Pipeline(config)
+        warmup = _warm_up(pipeline, sequences[0]) if sequences else 0.0
+        results, timings, total_s, total_frames = [], [], 0.0, 0
+        for seq in tqdm(sequences, desc=f"davis {name}", unit="seq", file=sys.stderr, disable=None, leave=False):
+            pipeline.reset()
+            labels, seconds = [], 0.0
+            for i in range(len(seq)):
+                frame = seq.frame(i, stamp_ns(i, seq.fps))
+                start = time.perf_counter()
+                outputs = pipeline.process(frame)
+                seconds += time.perf_counter() - start
+                labels += [o.label_map for o in outputs]
+            if len(labels) != len(seq):
+                raise RuntimeError(f"{seq.name}: {len(seq)} frames in but {len(labels)} outputs from {name}")
+            results.append(score_sequence(seq, labels, protocol))
+            timings.append(1000.0 * seconds / len(seq))
+            total_s += seconds
+            total_frames += len(seq)
+        overall = combine(results)
+        rows = []
+        for r, ms in zip(results, timings):
+            j = jsonable(r)["davis"]["J"]
+            rows.append({"sequence": r["sequence"], "frames": r["frames_scored"], "J": j["mean"],
+                         "J_recall": j["recall"], "J_decay": j["decay"], "ms_per_frame": ms})
+        out.append(PipelineScore(name, _settings(config), float(overall["davis_binary"]["J-Mean"]), rows,
+                                 total_frames, total_s, warmup))
+    return out
+
+
+def _warm_up(pipeline: Pipeline, seq: VideoSequence) -> float:
+    """Run the first frames through the pipeline untimed, then reset it; returns the seconds it took."""
+    start = time.perf_counter()
+    for i in range(min(WARMUP_FRAMES, len(seq))):
+        pipeline.process(seq.frame(i, stamp_ns(i, seq.fps)))
+    pipeline.reset()
+    return time.perf_counter() - start
+
+
+def _settings(config: PipelineConfig) -> dict[str, Any]:
+    d = config.to_dict()
+    return {"pipeline": config.pipeline, config.pipeline: d[config.pipeline]}
+
+
+@dataclass(frozen=True)
+class ReportSettings:
+    """What `movseg report two-stream` was asked for."""
+
+    motion: Path
+    appearance: Path
+    joint: Path
+    images: int = 200
+    heldout_seeds: range | None = None  # None: the joint weights' held-out split
+    davis: Path | None = None  # None: skip the DAVIS part
+    sequences: tuple[str, ...] = ()
+    max_frames: int = 0  # DAVIS frames per sequence (0: all)
+    device: str = "cpu"
+    dis_preset: str = "medium"
+    command: str = ""
+
+
+@dataclass
+class TwoStreamReport:
+    """Everything the report found: the split, the files, the ablation rows and the DAVIS comparison."""
+
+    command: str
+    split: HeldoutSplit
+    files: list[WeightsFile]
+    rows: list[AblationRow]
+    dis_preset: str
+    device: str
+    davis_root: str | None = None
+    davis: list[PipelineScore] | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"command": self.command, "heldout": self.split.to_dict(), "flow": f"dis {self.dis_preset}",
+                "device": self.device, "files": {f.role: f.to_dict() for f in self.files},
+                "rows": [dataclasses.asdict(r) for r in self.rows], "davis_root": self.davis_root,
+                "davis": None if self.davis is None else [p.to_dict() for p in self.davis], "notes": self.notes}
+
+
+def two_stream_report(settings: ReportSettings) -> TwoStreamReport:
+    """Load and check the three files, score the ablation rows, then (unless davis is None) the DAVIS part."""
+    resolve_device(settings.device)
+    if settings.images < 1:
+        raise ReportError(f"--images must be >= 1, got {settings.images}")
+    models = {"joint": read_weights(settings.joint, "joint"), "motion": read_weights(settings.motion, "motion"),
+              "appearance": read_weights(settings.appearance, "appearance")}
+    files = [models[role][1] for role in ("motion", "appearance", "joint")]
+    split = heldout_split(models["joint"][1], settings.heldout_seeds)
+    notes = check_heldout(split, files)
+    sequences = None
+    if settings.davis is not None:  # open the data before the long scoring, so a bad root fails at once
+        sequences = [first_frames(s, settings.max_frames)
+                     for s in open_dataset(settings.davis, "davis", list(settings.sequences) or None)]
+    if settings.images > len(split.seeds):
+        notes.append(f"--images {settings.images} is more than the {len(split.seeds)} held-out seeds; all are scored")
+    rows = score_ablation(split, models, settings.images, settings.device, settings.dis_preset)
+    for model, _ in models.values():
+        model.to("cpu")
+    report = TwoStreamReport(settings.command, split, files, rows, settings.dis_preset, settings.device, notes=notes)
+    if sequences is not None:
+        report.davis_root = str(settings.davis)
+        report.davis = davis_scores(sequences, pipeline_configs(settings.joint, settings.device))
+    return report
+
+
+def _fmt(v: float | None, digits: int = 3) -> str:
+    return "-" if v is None or not np.isfinite(v) else f"{v:.{digits}f}"
+
+
+def format_table(report: TwoStreamReport) -> str:
+    """The plain-text tables: ablation rows, then DAVIS J per sequence and pipeline with frames/s."""
+    s = report.split
+    changed = "".join(f", {k}={v}" for k, v in s.synth.items())
+    lines = [f"two-stream ablation on {report.rows[0].images if report.rows else 0} held-out synthetic images "
+             f"(preset '{s.preset}'{changed}, {s.size[0]}x{s.size[1]}, seeds {s.seeds.start}:{s.seeds.stop} from "
+             f"{s.source}; flow: dis {report.dis_preset}; device {report.device})",
+             f"{'row':<24}{'labels':<9}{'det mAP50':>10}{'mask mAP50':>11}{'images':>8}{'truth':>7}{'iters':>7}"
+             f"  {'date':<11}weights"]
+    for r in report.rows:
+        lines.append(f"{r.name:<24}{r.labels:<9}{_fmt(r.det_map50):>10}{_fmt(r.seg_map50):>11}{r.images:>8}"
+                     f"{r.truth:>7}{r.iterations if r.iterations is not None else '-':>7}  {r.date or '-':<11}"
+                     f"{r.weights}")
+    lines.append("labels: moving = only moving objects are the class (seed 000's task); objects = every object")
+    if report.davis is not None:
+        names = [row["sequence"] for row in report.davis[0].sequences] if report.davis else []
+        lines.append(f"DAVIS binary J on {report.davis_root} (online, every annotated frame, as movseg eval)")
+        lines.append(f"{'sequence':<20}" + "".join(f"{p.pipeline:>12}" for p in report.davis))
+        for i, name in enumerate(names):
+            lines.append(f"{name:<20}" + "".join(f"{p.sequences[i]['J']:>12.3f}" for p in report.davis))
+        lines.append(f"{'mean J':<20}" + "".join(f"{p.mean_j:>12.3f}" for p in report.davis))
+        lines.append(f"{'frames/s':<20}" + "".join(f"{p.fps:>12.1f}" for p in report.davis))
+        lines.append(f"frames/s: inside Pipeline.process over all {report.davis[0].frames if report.davis else 0} "
+                     f"frames after a {WARMUP_FRAMES}-frame warm-up (decoding excluded); two_stream eager "
+                     f"on {report.davis[0].settings.get('two_stream', {}).get('device', '-') if report.davis else '-'}")
+    for note in report.notes:
+        lines.append(f"note: {note}")
+    return "\n".join(lines)
+
+
+def plot_report(report: TwoStreamReport, path: Path) -> Path:
+    """PNG: grouped det/mask mAP bars per ablation row, and J per sequence and pipeline (with the means)."""
+    from movseg_ros.plots import pyplot, save_figure
+
+    plt = pyplot()
+    panels = 2 if report.davis else 1
+    fig, axes = plt.subplots(1, panels, figsize=(6.5 * panels, 4.2), squeeze=False)
+    ax = axes[0][0]
+    x = np.arange(len(report.rows))
+    for k, (key, label) in enumerate((("det_map50", "det mAP@0.5"), ("seg_map50", "mask mAP@0.5"))):
+        values = [getattr(r, key) for r in report.rows]
+        bars = ax.bar(x + (k - 0.5) * 0.38, [v or 0.0 for v in values], 0.38, label=label)
+        for bar, v in zip(bars, values):
+            ax.annotate(_fmt(v, 2), (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center",
+                        va="bottom", fontsize=7)
+    ax.set_xticks(x, [f"{r.name}\n({r.labels})" for r in report.rows], fontsize=8)
+    ax.set_ylim(0, 1.05)
+    ax.set_title(f"held-out synthetic ({report.rows[0].images if report.rows else 0} images, dis flow)", fontsize=9)
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    if report.davis:
+        ax = axes[0][1]
+        names = [row["sequence"] for row in report.davis[0].sequences] + ["mean"]
+        x = np.arange(len(names))
+        width = 0.8 / len(report.davis)
+        for k, p in enumerate(report.davis):
+            values = [row["J"] for row in p.sequences] + [p.mean_j]
+            ax.bar(x + (k - (len(report.davis) - 1) / 2) * width, values, width,
+                   label=f"{p.pipeline} (J {p.mean_j:.3f}, {p.fps:.1f} fps)")
+        ax.set_xticks(x, names, rotation=30, ha="right", fontsize=8)
+        ax.set_ylim(0, 1.05)
+        ax.set_ylabel("J (region similarity)")
+        ax.set_title(f"DAVIS {report.davis_root}", fontsize=9)
+        ax.legend(fontsize=8)
+        ax.grid(axis="y", alpha=0.3)
+    return save_figure(fig, Path(path))
