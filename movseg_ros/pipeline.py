@@ -11,10 +11,12 @@ from movseg_ros.frame import Frame
 from movseg_ros.output import FrameOutput
 from movseg_ros.segmenters.base import Segmenter, SegmenterResult
 from movseg_ros.segmenters.geometric import GeometricConfig, GeometricSegmenter
+from movseg_ros.segmenters.stem_seg import StemSegConfig
 from movseg_ros.segmenters.two_stream import TwoStreamConfig
+from movseg_ros.identity_tracker import IdentityTracker
 from movseg_ros.tracker import Tracker, TrackerConfig, track_offline
 
-PIPELINES = ("geometric", "two_stream")
+PIPELINES = ("geometric", "two_stream", "stem_seg")
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,7 @@ class PipelineConfig:
     buffer_length: int = 8
     geometric: GeometricConfig = field(default_factory=GeometricConfig)
     two_stream: TwoStreamConfig = field(default_factory=TwoStreamConfig)
+    stem_seg: StemSegConfig = field(default_factory=StemSegConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
 
     def __post_init__(self) -> None:
@@ -76,6 +79,10 @@ def make_segmenter(config: PipelineConfig) -> Segmenter:
         from movseg_ros.segmenters.two_stream import TwoStreamSegmenter  # torch only when asked for
 
         return TwoStreamSegmenter(config.two_stream)
+    if config.pipeline == "stem_seg":
+        from movseg_ros.segmenters.stem_seg import StemSegSegmenter  # torch only when asked for
+
+        return StemSegSegmenter(config.stem_seg)
     raise ValueError(f"pipeline '{config.pipeline}' is not available")
 
 
@@ -86,7 +93,8 @@ class Pipeline:
         self.config = config
         self.buffer = ClipBuffer(config.buffer_length)
         self.segmenter = make_segmenter(config)
-        self.tracker = Tracker(config.tracker)
+        self.tracker: Tracker | IdentityTracker = (IdentityTracker(config.tracker) if self.segmenter.identities
+                                                   else Tracker(config.tracker))
         self.last_reset: BufferReset | None = None  # the reset the latest frame caused, if any
 
     @property
@@ -102,16 +110,31 @@ class Pipeline:
         return self.segmenter.latency_frames
 
     def segment(self, frame: Frame) -> list[SegmenterResult]:
-        """Buffer and segment the next frame without tracking; a broken stream resets both stages."""
+        """Buffer and segment the next frame without tracking; a broken stream resets both stages
+        (after the segmenter hands over what it still held of the old stream)."""
+        return [r for r, _ in self._segment(frame)]
+
+    def _segment(self, frame: Frame) -> list[tuple[SegmenterResult, bool]]:
+        """Results, each flagged True when it belongs to the old stream a reset just ended."""
         reset = self.last_reset = self.buffer.push(frame)
+        held: list[tuple[SegmenterResult, bool]] = []
         if reset is not None:
+            held = [(r, True) for r in self.segmenter.flush()]
             self.segmenter.reset()
-            self.tracker.reset()
-        return self.segmenter.process(self.buffer)
+        return held + [(r, False) for r in self.segmenter.process(self.buffer)]
 
     def process(self, frame: Frame) -> list[FrameOutput]:
-        """Take the next frame; return the outputs that became ready (one, for online pipelines)."""
-        return [self.tracker.update(r) for r in self.segment(frame)]
+        """Take the next frame; return the outputs that became ready (one, for online pipelines;
+        for a near-online one, the frame `latency_frames` back, and at a reset the old stream's rest)."""
+        results = self._segment(frame)
+        held = [self.tracker.update(r) for r, old_stream in results if old_stream]
+        if self.last_reset is not None:
+            self.tracker.reset()
+        return held + [self.tracker.update(r) for r, old_stream in results if not old_stream]
+
+    def finish(self) -> list[FrameOutput]:
+        """End of stream: the outputs a near-online segmenter still holds (none for online ones)."""
+        return [self.tracker.update(r) for r in self.segmenter.flush()]
 
     def run_offline(self, frames: Iterable[Frame]) -> list[FrameOutput]:
         """Segment a whole sequence both ways in time, then track it forward and backward.
@@ -122,10 +145,11 @@ class Pipeline:
         frames = list(frames)
         if not frames:
             return []
-        forward = [r for f in frames for r in self.segment(f)]
+        forward = [r for f in frames for r in self.segment(f)] + self.segmenter.flush()
         self.reset()
         span = frames[0].stamp_ns + frames[-1].stamp_ns  # mirrored stamps still increase
-        backward = [r for f in reversed(frames) for r in self.segment(Frame(f.image, span - f.stamp_ns, f.frame_id, f.index))]
+        backward = [r for f in reversed(frames)
+                    for r in self.segment(Frame(f.image, span - f.stamp_ns, f.frame_id, f.index))] + self.segmenter.flush()
         self.reset()
         if len(forward) != len(frames) or len(backward) != len(frames):
             raise RuntimeError(f"offline mode needs one result a frame ({len(frames)} frames, "

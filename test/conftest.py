@@ -46,3 +46,14 @@ def tiny_two_stream(tmp_path_factory):
     from two_stream_helpers import make_tiny_weights
 
     return make_tiny_weights(tmp_path_factory.mktemp("two_stream"))
+
+
+@pytest.fixture(scope="session")
+def tiny_stemseg(tmp_path_factory):
+    """STEm-Seg weights from 3 real training steps on tiny synthetic and animated clips."""
+    from movseg_ros.cli import main
+
+    out = tmp_path_factory.mktemp("stemseg")
+    config = Path(__file__).resolve().parent.parent / "config" / "train_stemseg_tiny.yaml"
+    assert main(["train", "stemseg", "--config", str(config), "--out-dir", str(out), "--set", f"export={out / 'w.pt'}"]) == 0
+    return out / "w.pt"

@@ -64,7 +64,8 @@ def test_export_bad_input_is_a_clear_error(raft_weights: Path, tmp_path: Path, c
 def test_bench_stages_prints_a_table_and_json(raft_weights: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "stages.json"
     argv = ["bench", "stages", "--width", "96", "--height", "64", "--iterations", "2", "--warmup", "1",
-            "--device", "cpu", "--accelerators", "tensorrt", "eager", "--raft-iterations", "1",
+            "--device", "cpu", "--pipelines", "geometric", "raft", "--accelerators", "tensorrt", "eager",
+            "--raft-iterations", "1",
             "--weights", str(raft_weights), "--threads", "1", "--json", str(out)]
     assert main(argv) == 0
     text = capsys.readouterr().out

@@ -1,9 +1,11 @@
 """`movseg bench stages`: per-stage latency (p50/p99 ms), frames/s and peak memory of each pipeline.
 
 Pipelines: the geometric one (stages flow, ego_motion, segmentation, tracking, timed inside the real
-pipeline through its StageClock hook) and learned flow (RAFT: prepare, network, finish) under every
-accelerator backend and precision asked for; a backend that is not available here is listed with
-the reason instead of being timed.
+pipeline through its StageClock hook), learned flow (RAFT: prepare, network, finish) and the seed-000
+two-stream Mask R-CNN pipeline (flow, network, masks, tracking; also timed inside the real pipeline),
+the last two under every accelerator backend and precision asked for; a backend that is not available
+here is listed with the reason instead of being timed. two_stream is in the default list only when its
+weights file exists.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ import platform
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -29,26 +32,34 @@ from movseg_ros.bench.stage_clock import StageClock
 from movseg_ros.frame import Frame
 from movseg_ros.pipeline import Pipeline, PipelineConfig
 from movseg_ros.scene import SceneConfig, make_scene
+from movseg_ros.segmenters.two_stream import TwoStreamConfig
 
-PIPELINES = ("geometric", "raft")
+PIPELINES = ("geometric", "raft", "two_stream")
+DEFAULT_PIPELINES = ("geometric", "raft")  # plus two_stream when its weights file exists
 GEOMETRIC_STAGES = ["flow", "ego_motion", "segmentation", "tracking", "total"]
 RAFT_STAGES = ["prepare", "network", "finish", "total"]
+TWO_STREAM_STAGES = ["flow", "network", "masks", "tracking", "total"]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
-                   help="where RAFT runs (the geometric pipeline is CPU code; default: cuda if there is one)")
+                   help="where RAFT and the two-stream network run (the geometric pipeline is CPU code; "
+                        "default: cuda if there is one)")
     p.add_argument("--width", type=int, default=640)
     p.add_argument("--height", type=int, default=480)
     p.add_argument("--iterations", type=int, default=20, help="frames timed per pipeline and backend")
     p.add_argument("--warmup", type=int, default=3, help="untimed frames first")
-    p.add_argument("--pipelines", nargs="+", choices=PIPELINES, default=list(PIPELINES))
-    p.add_argument("--accelerators", nargs="+", choices=CHAIN, default=list(CHAIN), help="RAFT backends to time")
+    p.add_argument("--pipelines", nargs="+", choices=PIPELINES,
+                   help=f"default: {' '.join(DEFAULT_PIPELINES)}, plus two_stream when --two-stream-weights exists")
+    p.add_argument("--accelerators", nargs="+", choices=CHAIN, default=list(CHAIN),
+                   help="RAFT and two_stream backends to time")
     p.add_argument("--precisions", nargs="+", choices=("fp32", "fp16", "bf16"),
-                   help="RAFT precisions (default: fp32, plus fp16 on CUDA)")
+                   help="RAFT and two_stream precisions (default: fp32, plus fp16 on CUDA)")
     p.add_argument("--weights", type=Path, help="RAFT weights (default: random weights, which time the same)")
     p.add_argument("--arch", default="raft_small", help="raft_small or raft_large")
     p.add_argument("--raft-iterations", type=int, default=12, help="RAFT refinement iterations")
+    p.add_argument("--two-stream-weights", type=Path, default=TwoStreamConfig().weights_path(),
+                   help="two-stream Mask R-CNN weights (default: %(default)s)")
     p.add_argument("--threads", type=int, default=0,
                    help="torch CPU threads (default: torch's choice); 1 is steadier on a busy machine")
     p.add_argument("--json", type=Path, help="also write the figures here")
@@ -76,6 +87,13 @@ def _check(args: argparse.Namespace) -> None:
     if args.iterations < 1 or args.warmup < 0:
         raise ValueError(f"--iterations must be >= 1 and --warmup >= 0, got {args.iterations} and {args.warmup}")
     AcceleratorConfig(device=args.device).resolve_device()  # 'cuda' without a GPU: a clear error
+    weights_there = args.two_stream_weights.is_file()
+    if args.pipelines is None:
+        args.pipelines = list(DEFAULT_PIPELINES) + (["two_stream"] if weights_there else [])
+    elif "two_stream" in args.pipelines and not weights_there:
+        problem = "is not a file" if args.two_stream_weights.exists() else "no such file"
+        raise ValueError(f"--pipelines two_stream: weights {args.two_stream_weights}: {problem} "
+                         f"(give one with --two-stream-weights)")
 
 
 def bench_stages(args: argparse.Namespace) -> dict[str, Any]:
@@ -86,12 +104,14 @@ def bench_stages(args: argparse.Namespace) -> dict[str, Any]:
     images = make_scene(SceneConfig(width=args.width, height=args.height, frames=24)).frames
     cycle = images + images[-2:0:-1]  # forwards then backwards: the stream never jumps
     frames = [cycle[i % len(cycle)] for i in range(args.warmup + args.iterations + 1)]
+    precisions = args.precisions or (["fp32", "fp16"] if device.type == "cuda" else ["fp32"])
     runs: list[dict[str, Any]] = []
     if "geometric" in args.pipelines:
         runs.append(bench_geometric(frames, args.warmup))
     if "raft" in args.pipelines:
-        precisions = args.precisions or (["fp32", "fp16"] if device.type == "cuda" else ["fp32"])
         runs += bench_raft(frames, args, device, precisions)
+    if "two_stream" in args.pipelines:
+        runs += bench_two_stream(frames, args, device, precisions)
     return {
         "device": str(device), "device_name": _device_name(device), "torch": torch.__version__,
         "cpu_threads": torch.get_num_threads(), "load_average_1min": os.getloadavg()[0], "resolution": f"{args.width}x{args.height}",
@@ -185,6 +205,99 @@ def _time_raft(raft: Any, frames: list[np.ndarray], args: argparse.Namespace, de
             if i + 1 == args.warmup:
                 clock.discard()
     return {"frames": len(clock.frames), "stages": clock.stats(RAFT_STAGES), "peak_memory_mib": memory.result.mib,
+            "memory_kind": memory.result.kind}
+
+
+def bench_two_stream(frames: list[np.ndarray], args: argparse.Namespace, device: torch.device,
+                     precisions: list[str]) -> list[dict[str, Any]]:
+    """The real two_stream Pipeline per backend and precision, its stages timed by the StageClock hook.
+
+    The first two frames (no flow yet, then the first network call, which builds the accelerated
+    backbones) run untimed before the stream restarts; that build time is the row's build_seconds.
+    """
+    from movseg_ros.model_files import load_checkpoint
+    from movseg_ros.two_stream.arch import arch_name
+
+    weights = args.two_stream_weights
+    meta = load_checkpoint(weights, arch_name("two_stream"))["meta"]  # a bad file fails here, naming it
+    backbone = (meta.get("arch_settings") or {}).get("backbone", "unknown backbone")
+    runs = []
+    for precision in precisions:
+        for requested in args.accelerators:
+            base = {"pipeline": f"two_stream ({backbone})", "backend": requested, "precision": precision,
+                    "device": str(device), "weights": str(weights)}
+            if precision == "fp16" and device.type != "cuda":
+                runs.append(base | {"status": "skipped", "reason": "fp16 needs CUDA"})
+                continue
+            chosen, reason = select_backend(AcceleratorConfig(accelerator=requested, precision=precision,
+                                                              device=device.type), device)
+            if chosen != requested:
+                runs.append(base | {"status": "unavailable", "reason": reason.split("; ", 1)[-1]})
+                continue
+            pipeline = Pipeline(PipelineConfig.from_dict({"pipeline": "two_stream", "two_stream": {
+                "weights": str(weights), "accelerator": requested, "precision": precision, "device": device.type}}))
+            built = _build_two_stream(pipeline, frames)
+            backends = {b.backend for b in built}
+            reasons = "; ".join(dict.fromkeys(b.reason for b in built))
+            if backends != {requested}:
+                runs.append(base | {"status": "failed", "reason": reasons or "the network never ran"})
+                continue
+            runs.append(base | {"status": "ran", "reason": reasons, "work_width": pipeline.config.two_stream.work_width,
+                                "build_seconds": sum(b.build_seconds for b in built)}
+                        | _time_two_stream(pipeline, frames, args.warmup, device))
+    return runs
+
+
+def _build_two_stream(pipeline: Pipeline, frames: list[np.ndarray]) -> list[Any]:
+    """Run the first two frames untimed (the second builds the accelerated backbones), then restart the
+    stream; the AcceleratedModules built, one per input shape."""
+    for i, image in enumerate(frames[:2]):
+        pipeline.process(Frame(image, (i + 1) * 33_333_333, "bench", i))
+    pipeline.reset()
+    features = getattr(pipeline.segmenter, "features", None)  # the segmenter's PerShapeAccelerated
+    if features is None or not hasattr(features, "built"):
+        raise RuntimeError("the two_stream segmenter does not run its backbones through PerShapeAccelerated")
+    return list(features.built.values())
+
+
+class _SyncedClock(StageClock):
+    """A StageClock that waits for the GPU at both ends of each stage, so queued kernels count where they run."""
+
+    def __init__(self, device: torch.device) -> None:
+        super().__init__()
+        self._sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        self._sync()
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._sync()
+            self.add(name, time.perf_counter() - start)
+
+
+def _time_two_stream(pipeline: Pipeline, frames: list[np.ndarray], warmup: int, device: torch.device) -> dict[str, Any]:
+    """flow / network / masks inside the segmenter, tracking and total around it, as bench_geometric does."""
+    clock = _SyncedClock(device)
+    pipeline.segmenter.clock = clock
+    with PeakMemory(device) as memory:
+        for i, image in enumerate(tqdm(frames, desc="bench two_stream", unit="frame", file=sys.stderr, disable=None)):
+            frame = Frame(image, (i + 1) * 33_333_333, "bench", i)
+            t0 = time.perf_counter()
+            results = pipeline.segment(frame)
+            t1 = time.perf_counter()
+            for r in results:
+                pipeline.tracker.update(r)
+            t2 = time.perf_counter()
+            clock.add("tracking", t2 - t1)
+            clock.add("total", t2 - t0)
+            clock.end_frame()
+            if i == warmup:  # frame 0 has no flow: it and the warm-up frames are not counted
+                clock.discard()
+    pipeline.segmenter.clock = None
+    return {"frames": len(clock.frames), "stages": clock.stats(TWO_STREAM_STAGES), "peak_memory_mib": memory.result.mib,
             "memory_kind": memory.result.kind}
 
 

@@ -115,7 +115,7 @@ def _run_pipeline(seq: VideoSequence, config: PipelineConfig, offline: bool) -> 
     pipeline = Pipeline(config)
     frames = (seq.frame(i, stamp_ns(i, seq.fps)) for i in range(len(seq)))
     start = time.perf_counter()
-    outputs = pipeline.run_offline(frames) if offline else [o for f in frames for o in pipeline.process(f)]
+    outputs = pipeline.run_offline(frames) if offline else [o for f in frames for o in pipeline.process(f)] + pipeline.finish()
     seconds = time.perf_counter() - start
     if len(outputs) != len(seq):
         raise RuntimeError(f"{seq.name}: {len(seq)} frames in but {len(outputs)} outputs")

@@ -100,6 +100,10 @@ def _online_outputs(pipeline: Pipeline, frames: Iterable[Frame], clock: _Clock) 
         clock.seconds += time.perf_counter() - start
         clock.frames += 1
         yield from outputs
+    start = time.perf_counter()
+    held = pipeline.finish()  # a near-online pipeline's last frames
+    clock.seconds += time.perf_counter() - start
+    yield from held
 
 
 def _offline_outputs(pipeline: Pipeline, frames: Iterable[Frame], clock: _Clock) -> Iterator[FrameOutput]:

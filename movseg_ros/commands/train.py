@@ -4,6 +4,7 @@
   motion      seed 000's motion stream: Mask R-CNN on flow images, one class "moving"
   appearance  seed 000's objectness Mask R-CNN on RGB (COCO-format data or synthetic frames)
   joint       seed 000's two-stream model from the motion and appearance weights (Table 3 freezing)
+  stemseg     seed 004's spatio-temporal embedding network on synthetic, animated-image and video clips
 
 Runs on one CPU/GPU, or as DDP when started by torchrun (WORLD_SIZE > 1). Writes to the config's
 out_dir: metrics.jsonl (step, loss terms, lr, seconds, held-out scores), metrics.png, checkpoint_last.pt, and the final
@@ -55,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
         if "val_seg_map50" in summary:
             scores = (f"held-out det mAP@0.5 {_fmt(summary.get('val_det_map50'))}, "
                       f"mask mAP@0.5 {_fmt(summary.get('val_seg_map50'))}")
+        elif args.stage == "stemseg":
+            scores = f"held-out tube IoU {_fmt(summary.get('val_tube_iou'))}"
         else:
             scores = (f"train EPE {_fmt(summary.get('final_train_epe'))}, "
                       f"held-out EPE {_fmt(summary.get('val_epe'))}")

@@ -59,6 +59,16 @@ def replay_in_process(options: ReplayOptions) -> dict[str, Any]:
         for output in outputs:
             _record(output, folder, scorer, digest, account)
             timing.add(elapsed_ms, time.perf_counter() - start)
+    began = time.perf_counter()
+    try:
+        held = pipeline.finish()  # a near-online pipeline's last frames
+    except Exception as e:  # noqa: BLE001 - counted like a failed frame
+        held = []
+        errors.append(f"end of stream: {type(e).__name__}: {e}")
+    elapsed_ms = 1000.0 * (time.perf_counter() - began)
+    for output in held:
+        _record(output, folder, scorer, digest, account)
+        timing.add(elapsed_ms, time.perf_counter() - start)
     bad = [b for b in images.report.bad if b[0] < total]
     last_stamp = max([last_stamp] + [b[1] for b in bad], key=lambda s: -1 if s is None else s)
     until = last_stamp if options.max_frames is not None else None

@@ -20,6 +20,7 @@ class Detection:
     mask: np.ndarray
     score: float
     moving: bool = True
+    identity: int | None = None  # the object's id when the segmenter tracks itself (stem_seg's stitched tubes)
 
 
 @dataclass
@@ -60,13 +61,18 @@ class Segmenter(Protocol):
     """Takes the clip buffer after each new frame; returns results for zero or more frames.
 
     An online segmenter returns the newest frame's result at once (latency_frames == 0); a
-    near-online one returns a clip's frames once the clip is full, `latency_frames` late.
+    near-online one returns earlier frames' results `latency_frames` late, and the rest of the
+    stream's on `flush()` (end of stream, or before a reset). A segmenter whose detections carry
+    `identity` (it links objects over time itself) sets `identities` and gets an IdentityTracker.
     """
 
     name: str
     latency_frames: int
     device: str
+    identities: bool
 
     def process(self, buffer: ClipBuffer) -> list[SegmenterResult]: ...
+
+    def flush(self) -> list[SegmenterResult]: ...
 
     def reset(self) -> None: ...

@@ -78,6 +78,7 @@ class GeometricSegmenter:
 
     name = "geometric"
     latency_frames = 0
+    identities = False
     device = "cpu"
 
     def __init__(self, config: GeometricConfig = GeometricConfig()) -> None:
@@ -100,6 +101,10 @@ class GeometricSegmenter:
             self.device = self.raft.device.type
         self.clock: StageClock | None = None  # `movseg bench stages` sets one to time flow and ego-motion
         self.reset()
+
+    def flush(self) -> list[SegmenterResult]:
+        """Online: nothing is ever held back."""
+        return []
 
     def reset(self) -> None:
         self._prev_grey: np.ndarray | None = None

@@ -67,6 +67,7 @@ class TwoStreamSegmenter:
 
     name = "two_stream"
     latency_frames = 0
+    identities = False
 
     def __init__(self, config: TwoStreamConfig = TwoStreamConfig()) -> None:
         from movseg_ros.accel import AcceleratorConfig, PerShapeAccelerated
@@ -80,12 +81,17 @@ class TwoStreamSegmenter:
         self.model, self.meta = load_model(config.weights_path(), "two_stream", static_branch=config.static_branch,
                                            detections_per_img=config.max_detections)
         self.model.to(self._device)
-        self.model.use_features(PerShapeAccelerated(TwoStreamFeatures(self.model), accel, "two_stream"))
+        self.features = PerShapeAccelerated(TwoStreamFeatures(self.model), accel, "two_stream")  # built on frame 2
+        self.model.use_features(self.features)
         self.flow = DISFlow(DISFlowConfig(preset=config.flow_preset, scale=1.0))
         self.clock: StageClock | None = None  # `movseg bench stages` sets one
         log.info("two_stream: weights %s (%s, trained %s steps)", config.weights_path(),
                  self.meta.get("arch_settings", {}).get("backbone"), self.meta.get("iterations"))
         self.reset()
+
+    def flush(self) -> list[SegmenterResult]:
+        """Online: nothing is ever held back."""
+        return []
 
     def reset(self) -> None:
         self._prev_grey: np.ndarray | None = None

@@ -6,4 +6,5 @@ STAGES = {
     "motion": "movseg_ros.training.motion",
     "appearance": "movseg_ros.training.appearance",
     "joint": "movseg_ros.training.joint",
+    "stemseg": "movseg_ros.training.stemseg",
 }

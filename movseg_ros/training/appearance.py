@@ -14,7 +14,8 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
-from movseg_ros.training.detector_loop import DetectorTrainConfig, StagePlan, train_stage
+from movseg_ros.training.detector_loop import DetectorTrainConfig, detector_plan, train_detector
+from movseg_ros.training.loop import StagePlan
 from movseg_ros.two_stream.arch import DetectorArch
 from movseg_ros.two_stream.data import SynthDetectionData
 from movseg_ros.two_stream.weights import build_model
@@ -84,9 +85,9 @@ def plan(config: AppearanceTrainConfig) -> StagePlan:
         train = SynthDetectionData(synth, range(*config.train_seeds), "appearance")
         val = SynthDetectionData(synth, range(*config.heldout_seeds), "appearance")
         source = {"synth": "every object, moving or static, is an 'object'"}
-    return StagePlan(stage="appearance", kind="appearance", model=model, phases=[(0, train)], val=val,
+    return detector_plan(config, "appearance", "appearance", model, [(0, train)], val,
                      meta={"objectness_data": source, "init_coco_weights": config.init_coco_weights or None})
 
 
 def train(config: AppearanceTrainConfig, command: str = "") -> dict[str, Any]:
-    return train_stage(config, plan, command)
+    return train_detector(config, plan, command)

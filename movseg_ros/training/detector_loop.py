@@ -1,102 +1,53 @@
-"""The loop every Mask R-CNN stage shares (movseg train motion | appearance | joint).
-
-SGD with momentum, linear warm-up then cosine decay (Detectron's recipe, shortened), gradient
-clipping, step-indexed batches (a resumed run sees the batches an uninterrupted one would),
-checkpoints that resume exactly, DDP when started by torchrun, a JSONL metrics log with each loss
-term, held-out mAP@0.5 at every checkpoint, a loss plot, and the final weights through save_model.
-"""
+"""What the Mask R-CNN stages (movseg train motion | appearance | joint) add to the shared loop:
+their settings (architecture, synthetic data, held-out seeds) and a plan built from a model of a kind."""
 
 from __future__ import annotations
 
-import datetime
-import math
-import sys
-import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import torch
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, Dataset
-from tqdm import tqdm
+from torch.utils.data import Dataset
 
 from movseg_ros.synth.config import PRESETS, SynthConfig, preset
-from movseg_ros.training.common import (DistContext, MetricsLog, TrainConfigError, cleanup_distributed, mean_across,
-                                        plot_metrics, read_metrics, rng_state, seed_everything, set_rng_state,
-                                        setup_distributed)
+from movseg_ros.training.common import TrainConfigError
+from movseg_ros.training.loop import LoopConfig, StagePlan, train_stage
 from movseg_ros.two_stream.arch import ArchError, DetectorArch
 from movseg_ros.two_stream.data import collate
 from movseg_ros.two_stream.evaluate import detection_map
 from movseg_ros.two_stream.weights import save_model
 
-CHECKPOINT = "checkpoint_last.pt"
-METRICS = "metrics.jsonl"
-PLOT = "metrics.png"
 LOSS_TERMS = ("loss_objectness", "loss_rpn_box_reg", "loss_classifier", "loss_box_reg", "loss_mask")
 
 
 @dataclass(frozen=True)
-class DetectorTrainConfig:
-    """Settings every Mask R-CNN stage has; each stage's config adds its own."""
+class DetectorTrainConfig(LoopConfig):
+    """The loop's settings plus the detector's architecture and its synthetic data."""
 
     arch: dict[str, Any] = field(default_factory=dict)  # DetectorArch settings changed from the light default
     min_size: int = 240  # images are resized so their short side is this (torchvision's transform)
-    iterations: int = 1000  # optimiser steps
-    batch_size: int = 2  # images per step and process
-    lr: float = 0.01  # SGD peak learning rate
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    warmup: int = 100  # steps of linear warm-up from lr / 10
-    grad_clip: float = 10.0
     preset: str = "motion"  # synthetic generator preset
     synth: dict[str, Any] = field(default_factory=dict)  # generator settings changed from the preset
     size: tuple[int, int] = (320, 240)  # generated frame size (width, height)
     train_seeds: tuple[int, int] = (0, 100000)  # clip seeds [start, stop) drawn for training
     heldout_seeds: tuple[int, int] = (100000, 100200)  # never trained on; the report's held-out split
-    val_images: int = 16  # held-out images scored (mAP@0.5) at every checkpoint (0: none)
-    checkpoint_every: int = 200
     out_dir: str = "out/train/detector"
-    export: str = ""  # final weights file (default: <out_dir>/<stage>_<backbone>.pt)
-    seed: int = 0
-    resume: bool = False
-    device: str = "cpu"  # cpu | cuda | auto
-    threads: int = 0  # torch.set_num_threads (0: torch's default)
-    num_workers: int = 0  # DataLoader worker processes generating data
-    stop_after: int = 0  # end this invocation after this step (checkpointed; resume goes on); 0: run to the end
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         need = self.need
         try:
             self.detector_arch()
         except (ArchError, TypeError) as e:
             raise TrainConfigError(f"training setting arch: {e}") from None
-        for name in ("iterations", "batch_size", "checkpoint_every"):
-            need(getattr(self, name) >= 1, name, f"must be >= 1, got {getattr(self, name)}")
-        for name in ("warmup", "val_images", "threads", "num_workers", "stop_after"):
-            need(getattr(self, name) >= 0, name, f"must be >= 0, got {getattr(self, name)}")
         need(64 <= self.min_size <= 1600, "min_size", f"must be in [64, 1600], got {self.min_size}")
-        need(self.lr > 0, "lr", f"must be > 0, got {self.lr}")
-        need(0 <= self.momentum < 1, "momentum", f"must be in [0, 1), got {self.momentum}")
-        need(self.weight_decay >= 0, "weight_decay", f"must be >= 0, got {self.weight_decay}")
-        need(self.grad_clip > 0, "grad_clip", f"must be > 0, got {self.grad_clip}")
         need(self.preset in PRESETS, "preset", f"'{self.preset}' is not one of {', '.join(PRESETS)}")
         need(isinstance(self.synth, dict), "synth", f"must be a mapping of generator settings, got {self.synth!r}")
         self.synth_config()
         need(min(self.size) >= 32, "size", f"must be at least 32 px a side, got {self.size}")
-        for name in ("train_seeds", "heldout_seeds"):
-            lo, hi = getattr(self, name)
-            need(0 <= lo < hi, name, f"must be a range [start, stop) with 0 <= start < stop, got {(lo, hi)}")
-        (a, b), (c, d) = self.train_seeds, self.heldout_seeds
-        need(b <= c or d <= a, "heldout_seeds", f"{(c, d)} overlaps train_seeds {(a, b)}")
-        need(self.val_images <= d - c, "val_images", f"{self.val_images} is more than the {d - c} held-out seeds")
-        need(self.device in ("cpu", "cuda", "auto"), "device", f"'{self.device}' is not one of cpu, cuda, auto")
-
-    def need(self, ok: bool, name: str, message: str) -> None:
-        if not ok:
-            raise TrainConfigError(f"training setting {name} {message}")
+        check_seed_ranges(self)
 
     def detector_arch(self) -> DetectorArch:
         return DetectorArch.from_dict(dict(self.arch))
@@ -109,208 +60,44 @@ class DetectorTrainConfig:
         return Path(self.export) if self.export else Path(self.out_dir) / f"{stage}_{self.detector_arch().backbone}.pt"
 
 
-@dataclass
-class StagePlan:
-    """What a stage hands the shared loop."""
-
-    stage: str  # motion | appearance | joint (names the files and the plot)
-    kind: str  # the model kind saved: motion | appearance | two_stream
-    model: nn.Module
-    phases: list[tuple[int, Dataset]]  # (first step, dataset): the data from that step on
-    val: Dataset | None = None
-    frozen: list[nn.Module] = field(default_factory=list)  # kept in eval mode, no gradients
-    meta: dict[str, Any] = field(default_factory=dict)  # stage-specific record for the weights file
+def check_seed_ranges(config: Any) -> None:
+    """train_seeds and heldout_seeds are ranges that do not overlap, with room for val_images."""
+    for name in ("train_seeds", "heldout_seeds"):
+        lo, hi = getattr(config, name)
+        config.need(0 <= lo < hi, name, f"must be a range [start, stop) with 0 <= start < stop, got {(lo, hi)}")
+    (a, b), (c, d) = config.train_seeds, config.heldout_seeds
+    config.need(b <= c or d <= a, "heldout_seeds", f"{(c, d)} overlaps train_seeds {(a, b)}")
+    config.need(config.val_images <= d - c, "val_images", f"{config.val_images} is more than the {d - c} held-out seeds")
 
 
-class _PhasedBatches:
-    """Step s's batch: indices into the concatenation of the phases' datasets, from the phase s is in."""
-
-    def __init__(self, start: int, stop: int, batch: int, rank: int, world: int,
-                 phases: list[tuple[int, int, int]]) -> None:
-        self.start, self.stop, self.batch, self.rank, self.world, self.phases = start, stop, batch, rank, world, phases
-
-    def __len__(self) -> int:
-        return self.stop - self.start
-
-    def __iter__(self):
-        for step in range(self.start, self.stop):
-            first, offset, length = [p for p in self.phases if p[0] <= step][-1]
-            base = (step * self.world + self.rank) * self.batch
-            yield [offset + (base + j) % length for j in range(self.batch)]
+def _detector_losses(net: nn.Module, batch: dict[str, Any], device: torch.device) -> dict[str, torch.Tensor]:
+    inputs = [x.to(device) for x in batch["inputs"]]
+    targets = [{k: v.to(device) for k, v in t.items() if k != "moving"} for t in batch["targets"]]
+    return net(inputs, targets)
 
 
-def train_stage(config: DetectorTrainConfig, make_plan: Callable[[DetectorTrainConfig], StagePlan],
-                command: str = "") -> dict[str, Any]:
-    """Run (or resume) a stage; returns a summary. Only rank 0 writes files."""
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    ctx = setup_distributed(config.device)
-    try:
-        torch.manual_seed(config.seed)  # every rank builds the same initial weights
-        plan = make_plan(config)
-        return _train(config, plan, ctx, command or " ".join(sys.argv))
-    finally:
-        cleanup_distributed(ctx)
-
-
-def _schedule(config: DetectorTrainConfig) -> Callable[[int], float]:
-    def factor(step: int) -> float:
-        if step < config.warmup:
-            return 0.1 + 0.9 * step / config.warmup
-        span = max(1, config.iterations - config.warmup)
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - config.warmup) / span)))
-
-    return factor
-
-
-def _train(config: DetectorTrainConfig, plan: StagePlan, ctx: DistContext, command: str) -> dict[str, Any]:
-    out = Path(config.out_dir)
-    ckpt_path = out / CHECKPOINT
-    model = plan.model.to(ctx.device)
-    for module in plan.frozen:
-        for p in module.parameters():
-            p.requires_grad_(False)
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
-        raise TrainConfigError(f"{plan.stage}: every parameter is frozen; nothing to train")
-    optimizer = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config))
-    start, elapsed_before = 0, 0.0
-    if config.resume:
-        start, elapsed_before = _resume(ckpt_path, config, plan, model, optimizer, scheduler, ctx)
-    else:
-        seed_everything(config.seed + ctx.rank)
-    net = DistributedDataParallel(model, find_unused_parameters=True) if ctx.distributed else model
-    log = MetricsLog(out / METRICS, resume_step=start if config.resume else None) if ctx.is_main else None
-
-    stop = min(config.iterations, config.stop_after) if config.stop_after else config.iterations
-    if start >= stop:
-        raise TrainConfigError(f"resume: the checkpoint {ckpt_path} is at step {start}, nothing left to do "
-                               f"(iterations {config.iterations}, stop_after {config.stop_after})")
-    datasets, spans, offset = [], [], 0
-    for first, data in plan.phases:
-        datasets.append(data)
-        spans.append((first, offset, len(data)))
-        offset += len(data)
-    loader = DataLoader(torch.utils.data.ConcatDataset(datasets),
-                        batch_sampler=_PhasedBatches(start, stop, config.batch_size, ctx.rank, ctx.world_size, spans),
-                        num_workers=config.num_workers, collate_fn=collate,
-                        generator=torch.Generator().manual_seed(config.seed))  # not the global RNG: resume stays exact
-    val_items = [plan.val[i] for i in range(min(config.val_images, len(plan.val)))] if plan.val is not None and ctx.is_main else []
-    bar = tqdm(total=config.iterations, initial=start, desc=f"train {plan.stage}", unit="step", file=sys.stderr,
-               disable=not ctx.is_main, dynamic_ncols=True)
-    t_run = time.perf_counter()
-    step = start
-    _set_train(model, plan.frozen)
-    for batch in loader:
-        t0 = time.perf_counter()
-        inputs = [x.to(ctx.device) for x in batch["inputs"]]
-        targets = [{k: v.to(ctx.device) for k, v in t.items() if k != "moving"} for t in batch["targets"]]
-        losses = net(inputs, targets)
-        loss = sum(losses.values())
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"{plan.stage}: loss is {float(loss)} at step {step + 1} "
-                                     f"(terms {({k: float(v) for k, v in losses.items()})}); lower lr or raise warmup")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
-        optimizer.step()
-        lr = scheduler.get_last_lr()[0]
-        scheduler.step()
-        step += 1
-        terms = [float(losses[k].detach()) if k in losses else 0.0 for k in LOSS_TERMS]
-        reduced = mean_across(ctx, [float(loss.detach())] + terms)
-        record = {"step": step, "loss": reduced[0], **dict(zip(LOSS_TERMS, reduced[1:])), "lr": lr,
-                  "seconds": time.perf_counter() - t0, "elapsed": elapsed_before + time.perf_counter() - t_run}
-        if ctx.is_main:
-            assert log is not None
-            log.write(record)
-            bar.set_postfix(loss=f"{reduced[0]:.3f}")
-            bar.update(1)
-            if step % config.checkpoint_every == 0 or step == stop:
-                if val_items:
-                    log.write({"step": step, **_val(model, val_items, ctx.device)})
-                    _set_train(model, plan.frozen)
-                _save_state(ckpt_path, config, plan, model, optimizer, scheduler, step, record["elapsed"])
-    bar.close()
-    summary: dict[str, Any] = {"stage": plan.stage, "step": step, "out_dir": str(out)}
-    if ctx.is_main:
-        summary.update(_finish(config, plan, model, ctx, command, step))
-    return summary
-
-
-def _set_train(model: nn.Module, frozen: list[nn.Module]) -> None:
-    model.train()
-    for module in frozen:
-        module.eval()
-
-
-def _val(model: nn.Module, items: list[dict[str, Any]], device: torch.device) -> dict[str, Any]:
+def _detector_scores(model: nn.Module, items: list[dict[str, Any]], device: torch.device) -> dict[str, Any]:
     scores = detection_map(model, items, device)
     return {"val_det_map50": scores["det_map50"], "val_seg_map50": scores["seg_map50"]}
 
 
-def _resume(path: Path, config: DetectorTrainConfig, plan: StagePlan, model: nn.Module, optimizer, scheduler,
-            ctx: DistContext) -> tuple[int, float]:
-    if not path.exists():
-        raise TrainConfigError(f"resume: no checkpoint {path} to resume from")
-    state = torch.load(path, map_location=ctx.device, weights_only=True)
-    if state.get("stage") != plan.stage:
-        raise TrainConfigError(f"resume: checkpoint {path} is of stage '{state.get('stage')}', not '{plan.stage}'")
-    planned = state.get("config", {}).get("iterations")
-    if planned != config.iterations:
-        raise TrainConfigError(f"resume: checkpoint {path} belongs to a run of {planned} iterations, not "
-                               f"{config.iterations} (the learning-rate schedule is fixed by it; split a run "
-                               f"with stop_after instead)")
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    set_rng_state(state["rng"])
-    return int(state["step"]), float(state.get("elapsed", 0.0))
+def detector_plan(config: DetectorTrainConfig, stage: str, kind: str, model: nn.Module,
+                  phases: list[tuple[int, Dataset]], val: Dataset | None, frozen: list[nn.Module] | None = None,
+                  meta: dict[str, Any] | None = None) -> StagePlan:
+    """A Mask R-CNN stage's plan: torchvision's losses, mAP@0.5 on held-out items, weights via save_model."""
+    arch = config.detector_arch()
+
+    def save(path: Path, trained: nn.Module, record: dict[str, Any]) -> Path:
+        return save_model(path, kind, trained, arch, record)
+
+    data = {"generator": "movseg_ros.synth", "preset": config.preset, "synth": dict(config.synth),
+            "size": list(config.size), "train_seeds": list(config.train_seeds),
+            "heldout_seeds": list(config.heldout_seeds)}
+    return StagePlan(stage=stage, model=model, phases=phases, collate=collate, losses=_detector_losses, save=save,
+                     export_path=config.export_path(stage), terms=LOSS_TERMS, val=val, score=_detector_scores,
+                     plot_keys=("loss", "loss_classifier", "loss_mask", "val_seg_map50"), frozen=frozen or [],
+                     meta={"min_size": config.min_size, "data": data, **(meta or {})})
 
 
-def _save_state(path: Path, config: DetectorTrainConfig, plan: StagePlan, model: nn.Module, optimizer, scheduler,
-                step: int, elapsed: float) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save({"stage": plan.stage, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "step": step, "elapsed": elapsed, "config": plain(config),
-                "rng": rng_state()}, tmp)
-    tmp.replace(path)
-
-
-def _finish(config: DetectorTrainConfig, plan: StagePlan, model: nn.Module, ctx: DistContext, command: str,
-            step: int) -> dict[str, Any]:
-    out = Path(config.out_dir)
-    records = read_metrics(out / METRICS)
-    plot_metrics(records, ["loss", "loss_classifier", "loss_mask", "val_seg_map50"], out / PLOT,
-                 f"movseg train {plan.stage} ({config.detector_arch().backbone})")
-    train_recs = [r for r in records if "loss" in r]
-    tail = train_recs[-50:]
-    vals = [r for r in records if "val_seg_map50" in r]
-    summary = {
-        "final_loss": float(np.mean([r["loss"] for r in tail])) if tail else None,
-        "val_det_map50": vals[-1]["val_det_map50"] if vals else None,
-        "val_seg_map50": vals[-1]["val_seg_map50"] if vals else None,
-        "wall_seconds": train_recs[-1]["elapsed"] if train_recs else 0.0,
-        "metrics": str(out / METRICS), "plot": str(out / PLOT), "checkpoint": str(out / CHECKPOINT),
-    }
-    meta = {
-        "command": command, "date": datetime.date.today().isoformat(), "stage": plan.stage, "iterations": step,
-        "world_size": ctx.world_size, "min_size": config.min_size,
-        "data": {"generator": "movseg_ros.synth", "preset": config.preset, "synth": dict(config.synth),
-                 "size": list(config.size), "train_seeds": list(config.train_seeds),
-                 "heldout_seeds": list(config.heldout_seeds)},
-        "heldout_val": {"images": config.val_images, "det_map50": summary["val_det_map50"],
-                        "seg_map50": summary["val_seg_map50"]},
-        "final_loss": summary["final_loss"], "wall_seconds": summary["wall_seconds"],
-        "torch": str(torch.__version__), "threads": torch.get_num_threads(), "config": plain(config), **plan.meta,
-    }
-    model.to("cpu")
-    summary["weights"] = str(save_model(config.export_path(plan.stage), plan.kind, model, config.detector_arch(), meta))
-    return summary
-
-
-def plain(config: Any) -> dict[str, Any]:
-    """A config as plain data (tuples as lists) for checkpoints and metadata."""
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()}
+def train_detector(config: DetectorTrainConfig, make_plan: Callable[[Any], StagePlan], command: str) -> dict[str, Any]:
+    return train_stage(config, make_plan, command)

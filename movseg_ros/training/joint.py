@@ -16,7 +16,8 @@ from torch import nn
 from movseg_ros.flow import DIS_PRESETS
 from movseg_ros.model_files import ModelFileError
 from movseg_ros.training.common import TrainConfigError
-from movseg_ros.training.detector_loop import DetectorTrainConfig, StagePlan, train_stage
+from movseg_ros.training.detector_loop import DetectorTrainConfig, detector_plan, train_detector
+from movseg_ros.training.loop import StagePlan
 from movseg_ros.two_stream.data import FLOW_SOURCES, SynthDetectionData
 from movseg_ros.two_stream.models import two_stream_from_streams
 from movseg_ros.two_stream.weights import build_model, load_model
@@ -75,7 +76,7 @@ def plan(config: JointTrainConfig) -> StagePlan:
     synth = config.synth_config()
     data = SynthDetectionData(synth, range(*config.train_seeds), "two_stream", config.flow_source, config.dis_preset)
     val = SynthDetectionData(synth, range(*config.heldout_seeds), "two_stream", "dis", config.dis_preset)
-    return StagePlan(stage="joint", kind="two_stream", model=model, phases=[(0, data)], val=val, frozen=frozen,
+    return detector_plan(config, "joint", "two_stream", model, [(0, data)], val, frozen=frozen,
                      meta={"init": {"motion": config.motion_weights or None, "appearance": config.appearance_weights or None},
                            "frozen": {"appearance": config.freeze_appearance, "motion": config.freeze_motion,
                                       "mask": config.freeze_mask},
@@ -83,4 +84,4 @@ def plan(config: JointTrainConfig) -> StagePlan:
 
 
 def train(config: JointTrainConfig, command: str = "") -> dict[str, Any]:
-    return train_stage(config, plan, command)
+    return train_detector(config, plan, command)

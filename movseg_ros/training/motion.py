@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from movseg_ros.flow import DIS_PRESETS
-from movseg_ros.training.detector_loop import DetectorTrainConfig, StagePlan, train_stage
+from movseg_ros.training.detector_loop import DetectorTrainConfig, detector_plan, train_detector
+from movseg_ros.training.loop import StagePlan
 from movseg_ros.two_stream.data import SynthDetectionData
 from movseg_ros.two_stream.weights import build_model
 
@@ -44,10 +45,10 @@ def plan(config: MotionTrainConfig) -> StagePlan:
     phases = [(0, SynthDetectionData(synth, seeds, "motion", "truth"))]
     if config.switch_step() < config.iterations:
         phases.append((config.switch_step(), SynthDetectionData(synth, seeds, "motion", "dis", config.dis_preset)))
-    return StagePlan(stage="motion", kind="motion", model=build_model("motion", config.detector_arch(), config.min_size),
-                     phases=phases, val=SynthDetectionData(synth, held, "motion", "dis", config.dis_preset),
-                     meta={"flow": {"truth_steps": config.switch_step(), "estimated": f"dis {config.dis_preset}"}})
+    return detector_plan(config, "motion", "motion", build_model("motion", config.detector_arch(), config.min_size),
+                         phases, SynthDetectionData(synth, held, "motion", "dis", config.dis_preset),
+                         meta={"flow": {"truth_steps": config.switch_step(), "estimated": f"dis {config.dis_preset}"}})
 
 
 def train(config: MotionTrainConfig, command: str = "") -> dict[str, Any]:
-    return train_stage(config, plan, command)
+    return train_detector(config, plan, command)

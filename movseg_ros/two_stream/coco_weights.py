@@ -3,7 +3,9 @@
 The conversion keeps every weight except the three class-specific predictor layers, whose rows are
 per class: cls_score (1 row per class), bbox_pred (4 rows per class), mask_fcn_logits (1 row per class).
 For each, the background rows (class 0) stay and the single "object" rows become the mean over the
-foreground classes (all of 1..90 by default) of their rows. BatchNorm's `num_batches_tracked` counters
+foreground classes (all of 1..90 by default) of their rows; the object logit's bias also gets + log(K)
+for K averaged classes, so that where the K class logits agree the object logit equals their
+log-sum-exp (the classifier's "any object" logit) instead of one class's. BatchNorm's `num_batches_tracked` counters
 (present when a file was saved from a model with ordinary batch norm) are dropped: frozen BN has none.
 
 Note: torchvision trained the RPN for anchors 32..512 px on images resized to 800 px; our paper() arch
@@ -13,6 +15,7 @@ start out relative to anchors half the size they were learned for, until fine-tu
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Sequence
 
@@ -45,7 +48,7 @@ def objectness_from_coco(state: dict[str, Tensor], path: Path | str,
     """A multi-class Mask R-CNN state dict -> the one-class ("object") state dict of our appearance model.
 
     Background rows stay; each object row is the mean of the foreground classes' rows (`classes`, default
-    all of 1..C-1) in cls_score, bbox_pred (4 rows per class) and mask_fcn_logits; everything else is copied,
+    all of 1..C-1) in cls_score (bias + log K), bbox_pred (4 rows per class) and mask_fcn_logits; everything else is copied,
     minus BatchNorm's num_batches_tracked. ModelFileError (naming `path`) when the predictor layers are
     missing (not a Mask R-CNN) or their class counts disagree.
     """
@@ -62,6 +65,8 @@ def objectness_from_coco(state: dict[str, Tensor], path: Path | str,
             value = state[key]
             per_class = value.float().reshape(n_classes, rows, *value.shape[1:])
             merged = torch.cat([per_class[0], per_class[foreground].mean(0)], 0)
+            if key == "roi_heads.box_predictor.cls_score.bias":
+                merged[1] += math.log(len(foreground))  # mean logit + log K = log-sum-exp of K equal logits
             out[key] = merged.to(value.dtype)
     return out
 

@@ -343,6 +343,9 @@ def davis_scores(sequences: Sequence[VideoSequence], configs: dict[str, Pipeline
                 outputs = pipeline.process(frame)
                 seconds += time.perf_counter() - start
                 labels += [o.label_map for o in outputs]
+            start = time.perf_counter()
+            labels += [o.label_map for o in pipeline.finish()]
+            seconds += time.perf_counter() - start
             if len(labels) != len(seq):
                 raise RuntimeError(f"{seq.name}: {len(seq)} frames in but {len(labels)} outputs from {name}")
             results.append(score_sequence(seq, labels, protocol))

@@ -1,0 +1,170 @@
+"""The near-online pipeline of seed 004: spatio-temporal embeddings on overlapping clips, stitched.
+
+Frames are resized to `work_width` and kept until their clip is complete. Each clip of T frames
+goes through the network once (no optical flow); clustering the embeddings gives the clip's
+instance tubes; the stitcher links them to the previous clip's over the T_c shared frames and
+publishes each frame when the frame T - T_c after it arrives (frames 0..T_c-1 wait for the first
+clip). Detections carry the stitched ids, so the IdentityTracker reports them unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from movseg_ros.bench.stage_clock import StageClock, timed
+from movseg_ros.clip_buffer import ClipBuffer
+from movseg_ros.frame import Frame
+from movseg_ros.paths import share_dir
+from movseg_ros.segmenters.base import Detection, SegmenterResult
+
+log = logging.getLogger(__name__)
+
+DEFAULT_WEIGHTS = "stemseg_mobilenet_v3.pt"  # in the package's models/ folder
+
+
+@dataclass(frozen=True)
+class StemSegConfig:
+    """Settings of the STEm-Seg segmenter (weights, clips, clustering, accelerator)."""
+
+    weights: str = ""  # STEm-Seg weights file ("" = the shipped models/stemseg_mobilenet_v3.pt)
+    clip_length: int = 8  # T, frames per clip
+    clip_overlap: int = 3  # T_c, frames shared by consecutive clips; output latency is T - T_c frames
+    work_width: int = 320  # frames are processed at this width (aspect kept)
+    seed_threshold: float = 0.5  # clustering stops when the heat-map peak is below this
+    mask_threshold: float = 0.5  # a pixel joins a tube when its Gaussian probability is above this
+    max_instances: int = 20  # most tubes a clip
+    min_pixels: int = 8  # tubes smaller than this (pixels at the network's output resolution) are dropped
+    link_min_iou: float = 0.1  # tubes of consecutive clips below this IoU over the shared frames are not linked
+    device: str = "cpu"  # cpu | cuda | auto
+    accelerator: str = "auto"  # network: auto (TensorRT on CUDA, else torch.compile, else eager) | tensorrt | compile | eager
+    precision: str = "fp32"  # network: fp32 | fp16 | bf16 (fp16 on CUDA only; elsewhere fp32, logged)
+
+    def __post_init__(self) -> None:
+        if not 2 <= self.clip_length <= 32:
+            raise ValueError(f"stem_seg.clip_length must be in [2, 32], got {self.clip_length}")
+        if not 0 <= self.clip_overlap < self.clip_length:
+            raise ValueError(f"stem_seg.clip_overlap must be in [0, clip_length={self.clip_length}), got {self.clip_overlap}")
+        if not 64 <= self.work_width <= 1920:
+            raise ValueError(f"stem_seg.work_width must be in [64, 1920], got {self.work_width}")
+        for name in ("seed_threshold", "link_min_iou"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"stem_seg.{name} must be in [0, 1], got {getattr(self, name)}")
+        if not 0.0 < self.mask_threshold < 1.0:
+            raise ValueError(f"stem_seg.mask_threshold must be in (0, 1), got {self.mask_threshold}")
+        if self.link_min_iou == 0.0:
+            raise ValueError("stem_seg.link_min_iou must be > 0")
+        if not 1 <= self.max_instances <= 100:
+            raise ValueError(f"stem_seg.max_instances must be in [1, 100], got {self.max_instances}")
+        if self.min_pixels < 1:
+            raise ValueError(f"stem_seg.min_pixels must be >= 1, got {self.min_pixels}")
+        if self.device not in ("cpu", "cuda", "auto"):
+            raise ValueError(f"stem_seg.device '{self.device}' is not one of cpu, cuda, auto")
+        if self.accelerator not in ("auto", "tensorrt", "compile", "eager"):
+            raise ValueError(f"stem_seg.accelerator '{self.accelerator}' is not one of auto, tensorrt, compile, eager")
+        if self.precision not in ("fp32", "fp16", "bf16"):
+            raise ValueError(f"stem_seg.precision '{self.precision}' is not one of fp32, fp16, bf16")
+
+    def weights_path(self) -> Path:
+        return Path(self.weights) if self.weights else share_dir() / "models" / DEFAULT_WEIGHTS
+
+
+class StemSegSegmenter:
+    """Near-online: each frame's result comes `latency_frames` = T - T_c frames after it."""
+
+    name = "stem_seg"
+    identities = True
+
+    def __init__(self, config: StemSegConfig = StemSegConfig()) -> None:
+        from movseg_ros.accel import AcceleratorConfig, PerShapeAccelerated
+        from movseg_ros.stem_seg.clustering import ClusterConfig
+        from movseg_ros.stem_seg.network import StemSegOutputs, load_stemseg
+        from movseg_ros.stem_seg.stitching import ClipSchedule, Stitcher
+
+        self.config = config
+        accel = AcceleratorConfig(accelerator=config.accelerator, precision=config.precision, device=config.device)
+        self._device = accel.resolve_device()
+        self.device = self._device.type
+        self.model, self.meta = load_stemseg(config.weights_path())
+        self.model.to(self._device)
+        self.network = PerShapeAccelerated(StemSegOutputs(self.model), accel, "stem_seg")  # built on the first clip
+        self.schedule = ClipSchedule(config.clip_length, config.clip_overlap)
+        self.stitcher = Stitcher(self.schedule, config.link_min_iou)
+        self.clusters = ClusterConfig(seed_threshold=config.seed_threshold, mask_threshold=config.mask_threshold,
+                                      max_instances=config.max_instances, min_pixels=config.min_pixels)
+        self.latency_frames = self.schedule.latency_frames
+        self.clock: StageClock | None = None  # `movseg bench stages` sets one
+        log.info("stem_seg: weights %s (trained %s steps), clips of %d frames overlapping by %d: latency %d frames",
+                 config.weights_path(), self.meta.get("iterations"), config.clip_length, config.clip_overlap,
+                 self.latency_frames)
+        self.reset()
+
+    def reset(self) -> None:
+        self.stitcher.reset()
+        self._seen = 0  # frames received in this stream
+        self._frames: dict[int, Frame] = {}  # frames not yet published, by index in the stream
+        self._small: dict[int, np.ndarray] = {}  # their work-resolution images, while a clip may still need them
+
+    def process(self, buffer: ClipBuffer) -> list[SegmenterResult]:
+        frame = buffer.newest
+        index = self._seen
+        self._seen += 1
+        self._frames[index] = frame
+        h0, w0 = frame.size
+        w = min(self.config.work_width, w0)
+        h = max(8, int(round(h0 * w / w0)))
+        self._small[index] = cv2.resize(frame.image, (w, h), interpolation=cv2.INTER_AREA)
+        if self.schedule.clip_ready(self._seen):
+            start = self.schedule.clip_start(self.schedule.clips_complete(self._seen) - 1)
+            stitched = self._clip(start, self.config.clip_length, final=False)
+        else:
+            stitched = self.stitcher.advance(self._seen)
+        return [self._result(s) for s in stitched]
+
+    def flush(self) -> list[SegmenterResult]:
+        """The stream ended: segment the frames no complete clip covered, and hand over every held frame."""
+        if self._seen == 0:
+            return []
+        tail = self.schedule.tail_clip(self._seen)
+        stitched = self._clip(*tail, final=True) if tail is not None else []
+        stitched += self.stitcher.flush()
+        results = [self._result(s) for s in stitched]
+        self.reset()
+        return results
+
+    def _clip(self, start: int, length: int, final: bool) -> list:
+        """Network, clustering and stitching of frames [start, start + length)."""
+        import torch
+
+        from movseg_ros.stem_seg.clustering import cluster
+
+        images = np.stack([self._small[i] for i in range(start, start + length)])
+        clip = torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255.0)[None].to(self._device)
+        with timed(self.clock, "network"), torch.inference_mode():
+            embeddings, variances, seediness = self.network(clip)
+        with timed(self.clock, "clustering"):
+            found = cluster(embeddings[0].float(), variances[0].float(), seediness[0].float(), self.clusters)
+            tubes = found.ids.cpu().numpy()
+            scores = {i + 1: float(s) for i, s in enumerate(found.scores)}
+            scores = {k: v for k, v in scores.items() if (tubes == k).any()}
+        with timed(self.clock, "stitching"):
+            stitched = self.stitcher.add_clip(start, tubes, scores, final=final)
+        for i in [i for i in self._small if i < start + length - self.config.clip_overlap]:
+            del self._small[i]  # the next clip starts at start + T - T_c
+        return stitched
+
+    def _result(self, stitched) -> SegmenterResult:
+        """A published frame: its stitched label map at full resolution, one detection per id."""
+        frame = self._frames.pop(stitched.index)
+        h0, w0 = frame.size
+        labels = cv2.resize(stitched.labels, (w0, h0), interpolation=cv2.INTER_NEAREST)
+        detections = []
+        for gid, score in sorted(stitched.scores.items()):
+            mask = labels == gid
+            if mask.any():
+                detections.append(Detection(mask, score, True, identity=gid))
+        return SegmenterResult(frame, detections)

@@ -1,0 +1,204 @@
+"""`movseg train stemseg`: seed 004's network on clips from three sources sampled together on the fly.
+
+Sources (seed 004 §4.1): synthetic clips from the generator (objects that move are the instances),
+clips animated from single images (COCO-format instance data, or the generator's single frames,
+under independent random affine jitter and motion blur), and DAVIS-layout video. One loss: the
+Lovász hinge of each instance's tube under its Gaussian, variance smoothness (x10, as the authors'
+code weights it) and the seediness L2, at the network's output resolution (stride 4).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import Dataset
+
+from movseg_ros.synth.config import PRESETS, SynthConfig, preset
+from movseg_ros.training.common import TrainConfigError
+from movseg_ros.training.detector_loop import check_seed_ranges
+from movseg_ros.training.loop import LoopConfig, StagePlan, train_stage
+
+TERMS = ("embedding", "smoothness", "seediness")
+
+
+@dataclass(frozen=True)
+class StemSegTrainConfig(LoopConfig):
+    """The loop's settings plus the network, the clip size and the mix of sources."""
+
+    arch: dict[str, Any] = field(default_factory=dict)  # StemSegArch settings changed from the light default
+    clip_length: int = 8  # T, frames per training clip
+    size: tuple[int, int] = (256, 144)  # clip frame size (width, height)
+    preset: str = "stemseg"  # synthetic generator preset (synthetic clips and single frames)
+    synth: dict[str, Any] = field(default_factory=dict)  # generator settings changed from the preset
+    synth_weight: float = 0.6  # share of synthetic clips
+    animated_weight: float = 0.4  # share of clips animated from single images
+    video_weight: float = 0.0  # share of DAVIS-layout video clips (needs video_root)
+    video_root: str = ""  # a DAVIS-layout data set (JPEGImages/, Annotations/)
+    coco_annotations: str = ""  # animate COCO-format images instead of the generator's single frames
+    coco_images: str = ""
+    embedding_weight: float = 1.0
+    smoothness_weight: float = 10.0
+    seediness_weight: float = 1.0
+    train_seeds: tuple[int, int] = (0, 100000)
+    heldout_seeds: tuple[int, int] = (100000, 100100)  # held-out synthetic clips (val and the report)
+    optimizer: str = "adamw"
+    lr: float = 5e-4
+    warmup: int = 50
+    val_images: int = 4  # held-out clips clustered and scored at every checkpoint
+    out_dir: str = "out/train/stemseg"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        need = self.need
+        try:
+            self.stemseg_arch()
+        except (ValueError, TypeError) as e:
+            raise TrainConfigError(f"training setting arch: {e}") from None
+        need(2 <= self.clip_length <= 32, "clip_length", f"must be in [2, 32], got {self.clip_length}")
+        need(min(self.size) >= 32, "size", f"must be at least 32 px a side, got {self.size}")
+        need(self.preset in PRESETS, "preset", f"'{self.preset}' is not one of {', '.join(PRESETS)}")
+        need(isinstance(self.synth, dict), "synth", f"must be a mapping of generator settings, got {self.synth!r}")
+        self.synth_config()
+        for name in ("synth_weight", "animated_weight", "video_weight", "embedding_weight", "smoothness_weight",
+                     "seediness_weight"):
+            need(getattr(self, name) >= 0, name, f"must be >= 0, got {getattr(self, name)}")
+        need(self.synth_weight + self.animated_weight + self.video_weight > 0, "synth_weight/animated_weight/video_weight",
+             "are all 0: no source to sample")
+        need(self.video_weight == 0 or bool(self.video_root), "video_root", "is needed when video_weight > 0")
+        need(bool(self.coco_annotations) == bool(self.coco_images), "coco_annotations/coco_images",
+             "go together (both or neither)")
+        check_seed_ranges(self)
+
+    def stemseg_arch(self):
+        from movseg_ros.stem_seg.network import StemSegArch
+
+        return StemSegArch.from_dict(dict(self.arch))
+
+    def synth_config(self) -> SynthConfig:
+        changes = {k: tuple(v) if isinstance(v, list) else v for k, v in self.synth.items()}
+        return preset(self.preset).replace(**changes).replace(width=self.size[0], height=self.size[1],
+                                                               frames=self.clip_length)
+
+    def export_path(self) -> Path:
+        return Path(self.export) if self.export else Path(self.out_dir) / "stemseg.pt"
+
+
+CONFIG = StemSegTrainConfig
+
+
+def training_mix(config: StemSegTrainConfig) -> Dataset:
+    """The sources sampled together: item i of the mix is a pure function of (seed, i)."""
+    from movseg_ros.stem_seg.data import AnimatedImageClips, CocoImages, MixedClips, SynthClips, SynthImages, VideoClips
+
+    synth = config.synth_config()
+    lo, hi = config.train_seeds
+    n = hi - lo
+    sources: list[tuple[Dataset, float]] = []
+    if config.synth_weight > 0:
+        sources.append((SynthClips(synth, n, base_seed=lo), config.synth_weight))
+    if config.animated_weight > 0:
+        images = (CocoImages.open(config.coco_annotations, config.coco_images) if config.coco_annotations
+                  else SynthImages(synth, n, base_seed=lo))
+        sources.append((AnimatedImageClips(images, config.clip_length, config.size, n, base_seed=lo), config.animated_weight))
+    if config.video_weight > 0:
+        sources.append((VideoClips(Path(config.video_root), config.clip_length, config.size, n, base_seed=lo),
+                        config.video_weight))
+    return MixedClips(sources, n, base_seed=config.seed)
+
+
+def heldout_clips(config: StemSegTrainConfig) -> Dataset:
+    """Synthetic clips from the held-out seeds (never trained on)."""
+    from movseg_ros.stem_seg.data import SynthClips
+
+    lo, hi = config.heldout_seeds
+    return SynthClips(config.synth_config(), hi - lo, base_seed=lo)
+
+
+def output_size_targets(instances: torch.Tensor, ignore: torch.Tensor, size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(T, H, W) ids and ignore brought to the network's output grid (nearest neighbour)."""
+    ids = F.interpolate(instances[None].float(), size=size, mode="nearest")[0].long()
+    ign = F.interpolate(ignore[None].float(), size=size, mode="nearest")[0] > 0.5
+    return ids, ign
+
+
+def _losses(config: StemSegTrainConfig):
+    from movseg_ros.stem_seg.losses import clip_losses
+
+    def losses(net: nn.Module, batch: dict[str, Any], device: torch.device) -> dict[str, torch.Tensor]:
+        out = net(batch["images"].to(device))
+        size = tuple(out["seediness"].shape[-2:])
+        per_item = []
+        for b in range(out["seediness"].shape[0]):
+            ids, ign = output_size_targets(batch["instances"][b].to(device), batch["ignore"][b].to(device), size)
+            per_item.append(clip_losses(out["embeddings"][b], out["variances"][b], out["seediness"][b], ids, ign))
+        return {k: getattr(config, f"{k}_weight") * torch.stack([p[k] for p in per_item]).mean() for k in TERMS}
+
+    return losses
+
+
+@torch.no_grad()
+def tube_iou(model: nn.Module, items: list[dict[str, Any]], device: torch.device) -> dict[str, Any]:
+    """Mean over true instances of the best-matching clustered tube's IoU (0 when none matches): the
+    held-out score of a checkpoint."""
+    from scipy.optimize import linear_sum_assignment
+
+    from movseg_ros.stem_seg.clustering import ClusterConfig, cluster
+
+    was = model.training
+    model.eval()
+    ious, found = [], 0
+    for item in items:
+        out = model(item["images"][None].to(device))
+        size = tuple(out["seediness"].shape[-2:])
+        truth, ign = output_size_targets(item["instances"].to(device), item["ignore"].to(device), size)
+        pred = cluster(out["embeddings"][0], out["variances"][0], out["seediness"][0], ClusterConfig()).ids
+        truth, pred, keep = truth.cpu().numpy(), pred.cpu().numpy(), ~ign.cpu().numpy()
+        t_ids = [i for i in np.unique(truth[keep]) if i > 0]
+        p_ids = [i for i in np.unique(pred[keep]) if i > 0]
+        found += len(p_ids)
+        if not t_ids:
+            continue
+        iou = np.zeros((len(t_ids), max(1, len(p_ids))))
+        for a, t in enumerate(t_ids):
+            tm = (truth == t) & keep
+            for b, p in enumerate(p_ids):
+                pm = (pred == p) & keep
+                union = np.count_nonzero(tm | pm)
+                iou[a, b] = np.count_nonzero(tm & pm) / union if union else 0.0
+        rows, cols = linear_sum_assignment(-iou)
+        best = np.zeros(len(t_ids))
+        best[rows] = iou[rows, cols]
+        ious += best.tolist()
+    model.train(was)
+    return {"val_tube_iou": float(np.mean(ious)) if ious else None, "val_tubes_found": found / max(1, len(items))}
+
+
+def plan(config: StemSegTrainConfig) -> StagePlan:
+    from movseg_ros.stem_seg.data import collate_clips
+    from movseg_ros.stem_seg.network import build_stemseg, save_stemseg
+
+    arch = config.stemseg_arch()
+
+    def save(path: Path, model: nn.Module, meta: dict[str, Any]) -> Path:
+        return save_stemseg(path, model, arch, meta)
+
+    mix = training_mix(config)
+    data = {"generator": "movseg_ros.synth", "preset": config.preset, "synth": dict(config.synth),
+            "size": list(config.size), "clip_length": config.clip_length, "train_seeds": list(config.train_seeds),
+            "heldout_seeds": list(config.heldout_seeds),
+            "weights": {"synth": config.synth_weight, "animated": config.animated_weight, "video": config.video_weight},
+            "animated_from": config.coco_annotations or "generator frames", "video_root": config.video_root or None}
+    return StagePlan(stage="stemseg", model=build_stemseg(arch), phases=[(0, mix)], collate=collate_clips,
+                     losses=_losses(config), save=save, export_path=config.export_path(), terms=TERMS,
+                     val=heldout_clips(config), score=tube_iou,
+                     plot_keys=("loss", "embedding", "seediness", "val_tube_iou"), meta={"data": data})
+
+
+def train(config: StemSegTrainConfig, command: str = "") -> dict[str, Any]:
+    return train_stage(config, plan, command)

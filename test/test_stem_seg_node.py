@@ -1,0 +1,79 @@
+"""The real node with `pipeline: stem_seg` in its own process, on tiny weights from the real training stage:
+near-online outputs, each with the header of the frame it belongs to, in order, none missing (the held
+last frames come out when the stream breaks), and a bad weights file stops the node cleanly."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("rclpy")
+
+from movseg_ros.ros.image_codec import decode_label_map, stamp_ns_of  # noqa: E402
+from movseg_ros.ros.tracks_msg import tracks_from_cloud  # noqa: E402
+from movseg_ros.synth.clip import generate_clip  # noqa: E402
+from movseg_ros.synth.config import preset  # noqa: E402
+from ros_helpers import NodeProcess, RosHarness  # noqa: E402
+
+pytestmark = [pytest.mark.ros]
+
+W, H, FRAMES, T, TC = 160, 120, 10, 4, 1
+FRAME_NS = 33_333_333
+
+
+def _start(node_env, weights: str) -> NodeProcess:
+    return NodeProcess.start(node_env, remap="image:=/ss_test/image", extra=[
+        "-p", "pipeline:=stem_seg", "-p", f"stem_seg.weights:={weights}", "-p", "stem_seg.accelerator:=eager",
+        "-p", f"stem_seg.clip_length:={T}", "-p", f"stem_seg.clip_overlap:={TC}", "-p", "stem_seg.work_width:=96",
+        "-p", "stem_seg.seed_threshold:=0.0",  # untrained heat maps: seed anything, so tubes reach the tracks
+        "-p", "queue_size:=16", "-p", "qos.reliability:=reliable", "-p", "qos.depth:=16",  # nothing dropped
+    ])
+
+
+@pytest.mark.timeout(240)
+def test_stem_seg_node_answers_every_frame_late_with_its_own_header_in_order(node_env, rclpy_session,
+                                                                             tiny_stemseg) -> None:
+    node = _start(node_env, str(tiny_stemseg))
+    ros = RosHarness("/ss_test/image", node_name="movseg_ss_test")
+    try:
+        ros.wait_connected(timeout=60.0, node=node)
+        clip = generate_clip(preset("motion").replace(width=W, height=H, frames=FRAMES, texture_source="skimage"), 5)
+        stamps = [1_900_000_000_000_000_000 + i * FRAME_NS + 11 for i in range(FRAMES)]
+        for i, (image, stamp) in enumerate(zip(clip.images, stamps)):
+            ros.publish(image, stamp, frame_id="cam_stem_seg")
+            if i >= T:  # steady state: frame i - (T - T_c) is answered once frame i is in
+                ros.wait_output(stamps[i - (T - TC)], timeout=60.0)
+                assert not ros.got.instances.get(stamps[i - (T - TC) + 1]), "published earlier than T - T_c frames late"
+        answered = [s for s in stamps if ros.got.instances.get(s)]
+        assert answered == stamps[:FRAMES - (T - TC)]  # the last T - T_c frames wait for more frames
+        # a frame of another size breaks the stream: the node hands over the frames it held, then goes on
+        ros.publish(clip.images[0][: H // 2, : W // 2].copy(), stamps[-1] + FRAME_NS, frame_id="cam_stem_seg")
+        outputs = [ros.wait_output(stamp, timeout=60.0) for stamp in stamps]
+        for stamp, (inst, cloud) in zip(stamps, outputs):
+            for msg in (inst, cloud):
+                assert stamp_ns_of(msg.header) == stamp and msg.header.frame_id == "cam_stem_seg"
+            assert decode_label_map(inst).shape == (H, W)
+        arrival = [ros.got.instance_times[s][0] for s in stamps]
+        assert arrival == sorted(arrival), "outputs out of order"
+        assert all(len(ros.got.instances[s]) == 1 for s in stamps), "a frame answered twice"
+        assert any(len(tracks_from_cloud(c)) for _, c in outputs), "seed threshold 0 must give some tube"
+    finally:
+        ros.close()
+        code = node.stop(timeout=15.0)
+        log = node.log()
+        node.close()
+    assert code == 0, log
+
+
+@pytest.mark.timeout(120)
+def test_stem_seg_node_refuses_a_corrupt_weights_file(node_env, tmp_path, tiny_stemseg) -> None:
+    bad = tmp_path / "corrupt.pt"
+    bad.write_bytes(tiny_stemseg.read_bytes()[:4096])
+    node = _start(node_env, str(bad))
+    try:
+        code = node.wait_exit(60)
+        log = node.log()
+    finally:
+        node.close()
+    assert code == 2, log
+    assert "bad parameter" in log and str(bad) in log and "corrupt or truncated" in log, log
+    assert "Traceback" not in log, log

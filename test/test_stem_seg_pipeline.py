@@ -1,0 +1,94 @@
+"""The stem_seg pipeline end to end on tiny trained weights: near-online timing, stitched identities,
+flushing at the end of a stream and at a reset, and its settings."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from movseg_ros.frame import Frame
+from movseg_ros.model_files import ModelFileError
+from movseg_ros.pipeline import Pipeline, PipelineConfig
+from movseg_ros.segmenters.stem_seg import StemSegConfig
+from movseg_ros.synth.clip import generate_clip
+from movseg_ros.synth.config import preset
+
+T, TC = 4, 1
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _pipeline(weights, **changes) -> Pipeline:
+    settings = {"weights": str(weights), "accelerator": "eager", "clip_length": T, "clip_overlap": TC,
+                "work_width": 96, "seed_threshold": 0.0, **changes}  # untrained heat maps: seed anything
+    return Pipeline(PipelineConfig.from_dict({"pipeline": "stem_seg", "stem_seg": settings}))
+
+
+def _frames(n: int, width: int = 128, height: int = 96, seed: int = 3, t0: int = 0) -> list[Frame]:
+    clip = generate_clip(preset("motion").replace(width=width, height=height, frames=n, texture_source="skimage"), seed)
+    return [Frame(clip.images[t], (t0 + t + 1) * 33_333_333, "cam", t0 + t) for t in range(n)]
+
+
+def test_each_frame_comes_out_once_in_order_exactly_latency_late(tiny_stemseg) -> None:
+    pipe = _pipeline(tiny_stemseg)
+    assert pipe.latency_frames == T - TC and pipe.name == "stem_seg"
+    frames = _frames(11)
+    published: list[tuple[int, int]] = []  # (frames received, frame index out)
+    outputs = []
+    for n, frame in enumerate(frames, start=1):
+        for out in pipe.process(frame):
+            published.append((n, out.frame.index))
+            outputs.append(out)
+    tail = pipe.finish()
+    outputs += tail
+    assert [o.frame.index for o in outputs] == list(range(11))
+    assert [o.frame.stamp_ns for o in outputs] == [f.stamp_ns for f in frames]
+    for n, index in published:  # frame i comes out when frame i + (T - T_c) arrives, i.e. at n = i + T - T_c + 1
+        assert n == index + (T - TC) + 1 or (n == T and index < TC)  # start-up: frames 0..T_c-1 wait for clip 0
+    assert [o.frame.index for o in tail] == [8, 9, 10]  # the last T - T_c frames come with the end of the stream
+    for o in outputs:
+        assert o.label_map.shape == (96, 128)
+        assert set(np.unique(o.label_map)) - {0} == {t.id for t in o.visible}
+    ids = {t.id for o in outputs for t in o.visible}
+    assert ids, "seed_threshold 0 clusters every clip into at least one tube"
+
+
+def test_a_reset_hands_over_the_old_streams_held_frames_first(tiny_stemseg) -> None:
+    pipe = _pipeline(tiny_stemseg)
+    first = _frames(6)
+    out_first = [o.frame.index for f in first for o in pipe.process(f)]
+    assert out_first == [0, 1, 2]  # frames 3..5 (the last T - T_c) are still held
+    second = _frames(5, width=160, height=120, seed=4, t0=100)  # another resolution: a new stream
+    outputs = pipe.process(second[0])
+    assert [(o.frame.index, o.label_map.shape) for o in outputs] == [(3, (96, 128)), (4, (96, 128)), (5, (96, 128))]
+    rest = [o for f in second[1:] for o in pipe.process(f)] + pipe.finish()
+    assert [o.frame.index for o in rest] == [100, 101, 102, 103, 104]
+    assert all(o.label_map.shape == (120, 160) for o in rest)
+    assert pipe.finish() == []  # nothing is handed over twice
+
+
+def test_settings_and_weights_errors(tiny_stemseg, tmp_path) -> None:
+    for bad, words in (({"clip_overlap": 4, "clip_length": 4}, "clip_overlap"), ({"clip_length": 1}, "clip_length"),
+                       ({"mask_threshold": 1.0}, "mask_threshold"), ({"accelerator": "onnx"}, "accelerator")):
+        with pytest.raises(ValueError, match=words):
+            StemSegConfig(**bad)
+    with pytest.raises(ModelFileError, match="no such file"):
+        _pipeline(tmp_path / "missing.pt")
+    with pytest.raises(ModelFileError, match="expected 'stemseg'"):
+        from two_stream_helpers import REPO  # noqa: F401 - any movseg checkpoint of another kind
+        bad = tmp_path / "raft.pt"
+        bad.write_bytes((REPO / "models" / "raft_small_synth.pt").read_bytes())
+        _pipeline(bad)
+
+
+def test_offline_mode_gives_one_output_a_frame(tiny_stemseg) -> None:
+    pipe = _pipeline(tiny_stemseg)
+    outputs = pipe.run_offline(_frames(7))
+    assert [o.frame.index for o in outputs] == list(range(7))
