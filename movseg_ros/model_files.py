@@ -97,6 +97,35 @@ def save_checkpoint(path: Path | str, arch: str, module: nn.Module, meta: dict[s
     return path
 
 
+def load_with_settings(path: Path | str, expected_arch: str, how_made: str) -> tuple[dict[str, Any], dict[str, torch.Tensor], dict[str, Any]]:
+    """(architecture settings, fp32 state dict, meta) of a checkpoint that records the settings its model is
+    rebuilt from in meta["arch_settings"]. ModelFileError names the file, also for a plain state dict (no
+    record; `how_made` says which command writes one) and a meta without settings."""
+    ckpt = load_checkpoint(path, expected_arch)
+    if ckpt["arch"] is None:
+        raise ModelFileError(path, f"a plain state dict has no architecture record; {expected_arch} weights must be "
+                                   f"a movseg checkpoint ({how_made} writes one)")
+    settings = ckpt["meta"].get("arch_settings")
+    if not isinstance(settings, dict):
+        raise ModelFileError(path, "meta has no 'arch_settings' (the sizes to build the model with)")
+    state = {k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
+    return settings, state, ckpt["meta"]
+
+
+def save_with_settings(path: Path | str, arch: str, module: nn.Module, settings: dict[str, Any], meta: dict[str, Any],
+                       half: bool = True) -> Path:
+    """save_checkpoint with the settings in meta["arch_settings"]; fp16 floating tensors when `half` (shipped
+    files: half the size; they load into fp32 models)."""
+    record = {**meta, "arch_settings": settings}
+    path = save_checkpoint(path, arch, module, record)
+    if half:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+        data["state_dict"] = {k: v.half() if v.is_floating_point() else v for k, v in data["state_dict"].items()}
+        data["meta"]["stored_dtype"] = "float16"
+        torch.save(data, path)
+    return Path(path)
+
+
 def _first_line(e: BaseException) -> str:
     text = str(e).strip().splitlines()
     return text[0][:200] if text else type(e).__name__

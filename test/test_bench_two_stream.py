@@ -19,7 +19,8 @@ SMALL = ["--width", "160", "--height", "120", "--iterations", "2", "--warmup", "
 def test_bench_two_stream_times_every_stage(tiny_two_stream, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "stages.json"
     argv = ["bench", "stages", *SMALL, "--pipelines", "two_stream", "--accelerators", "tensorrt", "eager",
-            "--two-stream-weights", str(tiny_two_stream.joint), "--json", str(out)]
+            "--two-stream-weights", str(tiny_two_stream.joint), "--stem-seg-weights", str(tmp_path / "absent.pt"),
+            "--json", str(out)]
     assert main(argv) == 0
     text = capsys.readouterr().out
     result = json.loads(out.read_text())
@@ -58,7 +59,8 @@ def test_bench_two_stream_missing_weights_is_a_clear_error(tmp_path: Path, capsy
 def test_bench_default_pipelines_skip_two_stream_without_weights(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "stages.json"
     argv = ["bench", "stages", *SMALL, "--accelerators", "eager", "--raft-iterations", "1",
-            "--two-stream-weights", str(tmp_path / "absent.pt"), "--json", str(out)]
+            "--two-stream-weights", str(tmp_path / "absent.pt"), "--stem-seg-weights", str(tmp_path / "absent2.pt"),
+            "--json", str(out)]
     assert main(argv) == 0
     runs = json.loads(out.read_text())["runs"]
     assert [r["pipeline"].split(" ")[0] for r in runs] == ["geometric", "raft"]
@@ -69,7 +71,8 @@ def test_bench_default_pipelines_skip_two_stream_without_weights(tmp_path: Path,
 def test_bench_default_pipelines_include_two_stream_with_weights(tiny_two_stream, tmp_path: Path) -> None:
     out = tmp_path / "stages.json"
     argv = ["bench", "stages", *SMALL, "--accelerators", "tensorrt", "--raft-iterations", "1",
-            "--two-stream-weights", str(tiny_two_stream.joint), "--json", str(out)]
+            "--two-stream-weights", str(tiny_two_stream.joint), "--stem-seg-weights", str(tmp_path / "absent.pt"),
+            "--json", str(out)]
     assert main(argv) == 0
     runs = json.loads(out.read_text())["runs"]
     assert [r["pipeline"].split(" ")[0] for r in runs] == ["geometric", "raft", "two_stream"]

@@ -1,17 +1,19 @@
 """`movseg bench stages`: per-stage latency (p50/p99 ms), frames/s and peak memory of each pipeline.
 
 Pipelines: the geometric one (stages flow, ego_motion, segmentation, tracking, timed inside the real
-pipeline through its StageClock hook), learned flow (RAFT: prepare, network, finish) and the seed-000
-two-stream Mask R-CNN pipeline (flow, network, masks, tracking; also timed inside the real pipeline),
-the last two under every accelerator backend and precision asked for; a backend that is not available
-here is listed with the reason instead of being timed. two_stream is in the default list only when its
-weights file exists.
+pipeline through its StageClock hook), learned flow (RAFT: prepare, network, finish), the seed-000
+two-stream Mask R-CNN pipeline (flow, network, masks, tracking; also timed inside the real pipeline) and
+the seed-004 near-online STEm-Seg pipeline (network, clustering, stitching, tracking), the last three
+under every accelerator backend and precision asked for; a backend that is not available here is listed
+with the reason instead of being timed. two_stream and stem_seg are in the default list only when their
+weights files exist.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import sys
@@ -32,34 +34,39 @@ from movseg_ros.bench.stage_clock import StageClock
 from movseg_ros.frame import Frame
 from movseg_ros.pipeline import Pipeline, PipelineConfig
 from movseg_ros.scene import SceneConfig, make_scene
+from movseg_ros.segmenters.stem_seg import StemSegConfig
 from movseg_ros.segmenters.two_stream import TwoStreamConfig
 
-PIPELINES = ("geometric", "raft", "two_stream")
-DEFAULT_PIPELINES = ("geometric", "raft")  # plus two_stream when its weights file exists
+PIPELINES = ("geometric", "raft", "two_stream", "stem_seg")
+DEFAULT_PIPELINES = ("geometric", "raft")  # plus two_stream and stem_seg when their weights files exist
 GEOMETRIC_STAGES = ["flow", "ego_motion", "segmentation", "tracking", "total"]
 RAFT_STAGES = ["prepare", "network", "finish", "total"]
 TWO_STREAM_STAGES = ["flow", "network", "masks", "tracking", "total"]
+STEM_SEG_STAGES = ["network", "clustering", "stitching", "tracking", "total"]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
-                   help="where RAFT and the two-stream network run (the geometric pipeline is CPU code; "
-                        "default: cuda if there is one)")
+                   help="where RAFT, the two-stream and the STEm-Seg networks run (the geometric pipeline is "
+                        "CPU code; default: cuda if there is one)")
     p.add_argument("--width", type=int, default=640)
     p.add_argument("--height", type=int, default=480)
     p.add_argument("--iterations", type=int, default=20, help="frames timed per pipeline and backend")
     p.add_argument("--warmup", type=int, default=3, help="untimed frames first")
     p.add_argument("--pipelines", nargs="+", choices=PIPELINES,
-                   help=f"default: {' '.join(DEFAULT_PIPELINES)}, plus two_stream when --two-stream-weights exists")
+                   help=f"default: {' '.join(DEFAULT_PIPELINES)}, plus two_stream when --two-stream-weights "
+                        f"exists and stem_seg when --stem-seg-weights exists")
     p.add_argument("--accelerators", nargs="+", choices=CHAIN, default=list(CHAIN),
-                   help="RAFT and two_stream backends to time")
+                   help="RAFT, two_stream and stem_seg backends to time")
     p.add_argument("--precisions", nargs="+", choices=("fp32", "fp16", "bf16"),
-                   help="RAFT and two_stream precisions (default: fp32, plus fp16 on CUDA)")
+                   help="RAFT, two_stream and stem_seg precisions (default: fp32, plus fp16 on CUDA)")
     p.add_argument("--weights", type=Path, help="RAFT weights (default: random weights, which time the same)")
     p.add_argument("--arch", default="raft_small", help="raft_small or raft_large")
     p.add_argument("--raft-iterations", type=int, default=12, help="RAFT refinement iterations")
     p.add_argument("--two-stream-weights", type=Path, default=TwoStreamConfig().weights_path(),
                    help="two-stream Mask R-CNN weights (default: %(default)s)")
+    p.add_argument("--stem-seg-weights", type=Path, default=StemSegConfig().weights_path(),
+                   help="STEm-Seg weights (default: %(default)s)")
     p.add_argument("--threads", type=int, default=0,
                    help="torch CPU threads (default: torch's choice); 1 is steadier on a busy machine")
     p.add_argument("--json", type=Path, help="also write the figures here")
@@ -87,13 +94,14 @@ def _check(args: argparse.Namespace) -> None:
     if args.iterations < 1 or args.warmup < 0:
         raise ValueError(f"--iterations must be >= 1 and --warmup >= 0, got {args.iterations} and {args.warmup}")
     AcceleratorConfig(device=args.device).resolve_device()  # 'cuda' without a GPU: a clear error
-    weights_there = args.two_stream_weights.is_file()
+    weights = {"two_stream": args.two_stream_weights, "stem_seg": args.stem_seg_weights}
     if args.pipelines is None:
-        args.pipelines = list(DEFAULT_PIPELINES) + (["two_stream"] if weights_there else [])
-    elif "two_stream" in args.pipelines and not weights_there:
-        problem = "is not a file" if args.two_stream_weights.exists() else "no such file"
-        raise ValueError(f"--pipelines two_stream: weights {args.two_stream_weights}: {problem} "
-                         f"(give one with --two-stream-weights)")
+        args.pipelines = list(DEFAULT_PIPELINES) + [name for name, path in weights.items() if path.is_file()]
+    for name, path in weights.items():
+        if name in args.pipelines and not path.is_file():
+            problem = "is not a file" if path.exists() else "no such file"
+            raise ValueError(f"--pipelines {name}: weights {path}: {problem} "
+                             f"(give one with --{name.replace('_', '-')}-weights)")
 
 
 def bench_stages(args: argparse.Namespace) -> dict[str, Any]:
@@ -112,6 +120,8 @@ def bench_stages(args: argparse.Namespace) -> dict[str, Any]:
         runs += bench_raft(frames, args, device, precisions)
     if "two_stream" in args.pipelines:
         runs += bench_two_stream(frames, args, device, precisions)
+    if "stem_seg" in args.pipelines:
+        runs += bench_stem_seg(cycle, args, device, precisions)
     return {
         "device": str(device), "device_name": _device_name(device), "torch": torch.__version__,
         "cpu_threads": torch.get_num_threads(), "load_average_1min": os.getloadavg()[0], "resolution": f"{args.width}x{args.height}",
@@ -244,7 +254,7 @@ def bench_two_stream(frames: list[np.ndarray], args: argparse.Namespace, device:
                 continue
             runs.append(base | {"status": "ran", "reason": reasons, "work_width": pipeline.config.two_stream.work_width,
                                 "build_seconds": sum(b.build_seconds for b in built)}
-                        | _time_two_stream(pipeline, frames, args.warmup, device))
+                        | _time_stages(pipeline, frames, args.warmup + 1, device, TWO_STREAM_STAGES))
     return runs
 
 
@@ -278,12 +288,15 @@ class _SyncedClock(StageClock):
             self.add(name, time.perf_counter() - start)
 
 
-def _time_two_stream(pipeline: Pipeline, frames: list[np.ndarray], warmup: int, device: torch.device) -> dict[str, Any]:
-    """flow / network / masks inside the segmenter, tracking and total around it, as bench_geometric does."""
+def _time_stages(pipeline: Pipeline, frames: list[np.ndarray], untimed: int, device: torch.device,
+                 stages: list[str]) -> dict[str, Any]:
+    """The segmenter's own stages (its StageClock hook), tracking and total around it, as bench_geometric does;
+    the first `untimed` frames run but are not counted (two_stream: frame 0 has no flow, then the warm-up)."""
     clock = _SyncedClock(device)
     pipeline.segmenter.clock = clock
     with PeakMemory(device) as memory:
-        for i, image in enumerate(tqdm(frames, desc="bench two_stream", unit="frame", file=sys.stderr, disable=None)):
+        for i, image in enumerate(tqdm(frames, desc=f"bench {pipeline.name}", unit="frame", file=sys.stderr,
+                                       disable=None)):
             frame = Frame(image, (i + 1) * 33_333_333, "bench", i)
             t0 = time.perf_counter()
             results = pipeline.segment(frame)
@@ -294,11 +307,60 @@ def _time_two_stream(pipeline: Pipeline, frames: list[np.ndarray], warmup: int, 
             clock.add("tracking", t2 - t1)
             clock.add("total", t2 - t0)
             clock.end_frame()
-            if i == warmup:  # frame 0 has no flow: it and the warm-up frames are not counted
+            if i + 1 == untimed:
                 clock.discard()
     pipeline.segmenter.clock = None
-    return {"frames": len(clock.frames), "stages": clock.stats(TWO_STREAM_STAGES), "peak_memory_mib": memory.result.mib,
+    return {"frames": len(clock.frames), "stages": clock.stats(stages), "peak_memory_mib": memory.result.mib,
             "memory_kind": memory.result.kind}
+
+
+def bench_stem_seg(cycle: list[np.ndarray], args: argparse.Namespace, device: torch.device,
+                   precisions: list[str]) -> list[dict[str, Any]]:
+    """The real stem_seg Pipeline per backend and precision on one continuing stream, stages timed by its hook.
+
+    The network runs once a clip, every s = T - T_c frames, so the timed frames are --iterations rounded up
+    to whole strides (each holds exactly one clip: the per-frame means are the amortised costs, p99 shows a
+    clip's). The first max(--warmup, T) frames run untimed; they include the first clip, whose network call
+    builds the accelerated module (the row's build_seconds).
+    """
+    from movseg_ros.model_files import load_checkpoint
+    from movseg_ros.stem_seg.network import ARCH_NAME
+
+    weights = args.stem_seg_weights
+    meta = load_checkpoint(weights, ARCH_NAME)["meta"]  # a bad file fails here, naming it
+    backbone = (meta.get("arch_settings") or {}).get("backbone", "unknown backbone")
+    defaults = StemSegConfig()
+    stride = defaults.clip_length - defaults.clip_overlap
+    untimed = max(args.warmup, defaults.clip_length)
+    timed_frames = math.ceil(args.iterations / stride) * stride
+    frames = [cycle[i % len(cycle)] for i in range(untimed + timed_frames)]
+    runs = []
+    for precision in precisions:
+        for requested in args.accelerators:
+            base = {"pipeline": f"stem_seg ({backbone})", "backend": requested, "precision": precision,
+                    "device": str(device), "weights": str(weights)}
+            if precision == "fp16" and device.type != "cuda":
+                runs.append(base | {"status": "skipped", "reason": "fp16 needs CUDA"})
+                continue
+            chosen, reason = select_backend(AcceleratorConfig(accelerator=requested, precision=precision,
+                                                              device=device.type), device)
+            if chosen != requested:
+                runs.append(base | {"status": "unavailable", "reason": reason.split("; ", 1)[-1]})
+                continue
+            pipeline = Pipeline(PipelineConfig.from_dict({"pipeline": "stem_seg", "stem_seg": {
+                "weights": str(weights), "accelerator": requested, "precision": precision, "device": device.type}}))
+            timing = _time_stages(pipeline, frames, untimed, device, STEM_SEG_STAGES)
+            built = list(pipeline.segmenter.network.built.values())
+            reasons = "; ".join(dict.fromkeys(b.reason for b in built))
+            if {b.backend for b in built} != {requested}:
+                runs.append(base | {"status": "failed", "reason": reasons or "the network never ran"})
+                continue
+            config = pipeline.config.stem_seg
+            runs.append(base | {"status": "ran", "reason": reasons, "work_width": config.work_width,
+                                "clip_length": config.clip_length, "clip_overlap": config.clip_overlap,
+                                "latency_frames": pipeline.latency_frames, "untimed_frames": untimed,
+                                "build_seconds": sum(b.build_seconds for b in built)} | timing)
+    return runs
 
 
 def _device_name(device: torch.device) -> str:
@@ -324,4 +386,9 @@ def format_table(result: dict[str, Any]) -> str:
             lines.append(f"{prefix} {stage:<13} {s['p50_ms']:>9.2f} {s['p99_ms']:>9.2f} {s['fps']:>9.1f}{mem}")
         if "build_seconds" in r:
             lines.append(f"{'':<{len(head)}} (built in {r['build_seconds']:.1f} s: {r['reason']})")
+        if "clip_length" in r:
+            lines.append(f"{'':<{len(head)}} (near-online: a clip of {r['clip_length']} frames every "
+                         f"{r['latency_frames']} frames, output {r['latency_frames']} frames late; {r['frames']} "
+                         f"frames timed, whole strides, after {r['untimed_frames']} untimed; network p50 is a "
+                         f"frame without a clip, p99 close to a clip's)")
     return "\n".join(lines)

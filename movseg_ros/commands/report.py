@@ -2,6 +2,8 @@
 
   two-stream  seed 000's ablation (Tables 1-3): motion-only, appearance-only and joint det/mask mAP@0.5
               on the held-out synthetic split, and DAVIS J of pipeline two_stream vs geometric
+  stemseg     seed 004's near-online stem_seg next to geometric (and two_stream): instance J&F, binary J and
+              id switches on held-out synthetic streams, DAVIS J, and frames/s with latency
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import json
 import shlex
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from movseg_ros.datasets.davis import default_root
 
@@ -47,7 +49,8 @@ def _add_two_stream(p: argparse.ArgumentParser) -> None:
 
 
 def _run_two_stream(args: argparse.Namespace) -> int:
-    from movseg_ros.two_stream.report import ReportSettings, format_table, parse_seed_range, plot_report, two_stream_report
+    from movseg_ros.reports.common import parse_seed_range
+    from movseg_ros.two_stream.report import ReportSettings, format_table, plot_report, two_stream_report
 
     try:
         if args.max_frames < 0:
@@ -62,6 +65,53 @@ def _run_two_stream(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError) as e:  # ModelFileError, ReportError, DatasetError, ... are ValueErrors
         print(f"movseg report: error: {e}", file=sys.stderr)
         return 2
+    return _write(report, format_table, plot_report, args)
+
+
+def _add_stemseg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--weights", required=True, type=Path,
+                   help="STEm-Seg weights (movseg train stemseg); their meta gives the held-out split")
+    p.add_argument("--joint", type=Path, help="two-stream weights: also run pipeline two_stream")
+    p.add_argument("--clips", type=int, default=20, help="held-out synthetic clips scored (default 20)")
+    p.add_argument("--frames", type=int, default=24,
+                   help="frames a clip (default 24: several stem_seg clips are stitched in each stream)")
+    p.add_argument("--heldout-seeds", metavar="LO:HI", help="clip seeds to score instead of the weights' held-out range")
+    p.add_argument("--davis", type=Path, help="DAVIS root (default: movseg eval's, $MOVSEG_DAVIS or "
+                                              "../shared/data/davis2016)")
+    p.add_argument("--sequences", nargs="*", help="only these DAVIS sequences")
+    p.add_argument("--max-frames", type=int, default=0, help="score only the first N frames of each sequence (0: all)")
+    p.add_argument("--no-davis", action="store_true", help="skip the DAVIS comparison")
+    p.add_argument("--width", type=int, default=640, help="speed part: frame width (default 640)")
+    p.add_argument("--height", type=int, default=480, help="speed part: frame height (default 480)")
+    p.add_argument("--speed-frames", type=int, default=30, help="speed part: frames in the timed stream (default 30)")
+    p.add_argument("--rate", type=float, default=30.0,
+                   help="speed part: the stream's frame rate in Hz, the unit of the near-online frame delay (default 30)")
+    p.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu", help="where the models run (default cpu)")
+    p.add_argument("--json", type=Path, help="write everything here as JSON")
+    p.add_argument("--plot", type=Path, help="PNG: instance J&F and binary J, DAVIS J and frames/s per pipeline")
+
+
+def _run_stemseg(args: argparse.Namespace) -> int:
+    from movseg_ros.reports.common import parse_seed_range
+    from movseg_ros.reports.stemseg import StemSegReportSettings, stemseg_report
+    from movseg_ros.reports.stemseg_view import format_table, plot_report
+
+    try:
+        settings = StemSegReportSettings(
+            weights=args.weights, joint=args.joint, clips=args.clips, frames=args.frames,
+            heldout_seeds=parse_seed_range(args.heldout_seeds) if args.heldout_seeds else None,
+            davis=None if args.no_davis else (args.davis or default_root()), sequences=tuple(args.sequences or ()),
+            max_frames=args.max_frames, width=args.width, height=args.height, speed_frames=args.speed_frames,
+            rate_hz=args.rate, device=args.device, command=_stemseg_command_line(args))
+        report = stemseg_report(settings)
+    except (ValueError, FileNotFoundError) as e:  # ModelFileError, ReportError, DatasetError, ... are ValueErrors
+        print(f"movseg report: error: {e}", file=sys.stderr)
+        return 2
+    return _write(report, format_table, plot_report, args)
+
+
+def _write(report: Any, format_table: Callable, plot_report: Callable, args: argparse.Namespace) -> int:
+    """The table on stdout, then the figure and the JSON where asked for."""
     print(format_table(report))
     if args.plot:
         print(f"plot: {plot_report(report, args.plot)}")
@@ -70,6 +120,21 @@ def _run_two_stream(args: argparse.Namespace) -> int:
         args.json.write_text(json.dumps(report.to_dict(), indent=1) + "\n", encoding="utf-8")
         print(f"json: {args.json}")
     return 0
+
+
+def _stemseg_command_line(args: argparse.Namespace) -> str:
+    """`movseg report stemseg` as given (every option that was set), for the JSON."""
+    parts = ["movseg", "report", "stemseg", "--weights", str(args.weights)]
+    for option in ("joint", "clips", "frames", "heldout_seeds", "davis", "max_frames", "width", "height",
+                   "speed_frames", "rate", "device", "json", "plot"):
+        value = getattr(args, option)
+        if value:
+            parts += [f"--{option.replace('_', '-')}", str(value)]
+    if args.sequences:
+        parts += ["--sequences", *args.sequences]
+    if args.no_davis:
+        parts.append("--no-davis")
+    return shlex.join(parts)
 
 
 def _command_line(args: argparse.Namespace) -> str:
@@ -91,4 +156,7 @@ def _command_line(args: argparse.Namespace) -> str:
 REPORTS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
     "two-stream": ("Seed 000's ablation on our data: motion-only, appearance-only and joint mAP@0.5 on the "
                    "held-out synthetic split, and DAVIS J of two_stream vs geometric.", _add_two_stream, _run_two_stream),
+    "stemseg": ("Seed 004's near-online stem_seg next to geometric (and two_stream with --joint): instance J&F, "
+                "binary J and id switches on held-out synthetic streams, DAVIS J, frames/s and latency.",
+                _add_stemseg, _run_stemseg),
 }

@@ -8,7 +8,6 @@ The heavy part is one nn.Module (`RaftFlow.module`: two normalised images in, th
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import cv2

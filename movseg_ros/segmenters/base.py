@@ -76,3 +76,24 @@ class Segmenter(Protocol):
     def flush(self) -> list[SegmenterResult]: ...
 
     def reset(self) -> None: ...
+
+
+DEVICES = ("cpu", "cuda", "auto")
+ACCELERATORS = ("auto", "tensorrt", "compile", "eager")
+PRECISIONS = ("fp32", "fp16", "bf16")
+
+
+def check_runtime_settings(prefix: str, device: str, accelerator: str, precision: str) -> None:
+    """Where and how a segmenter's network runs; a ValueError names `prefix`.setting (accel's own names)."""
+    for name, value, allowed in (("device", device, DEVICES), ("accelerator", accelerator, ACCELERATORS),
+                                 ("precision", precision, PRECISIONS)):
+        if value not in allowed:
+            raise ValueError(f"{prefix}.{name} '{value}' is not one of {', '.join(allowed)}")
+
+
+def resize_to_width(image: np.ndarray, width: int) -> np.ndarray:
+    """The frame at a segmenter's work width (never enlarged; aspect kept, at least 8 px high)."""
+    h0, w0 = image.shape[:2]
+    w = min(width, w0)
+    h = max(8, int(round(h0 * w / w0)))
+    return cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)

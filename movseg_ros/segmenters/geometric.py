@@ -11,7 +11,8 @@ from movseg_ros.bench.stage_clock import StageClock, timed
 from movseg_ros.clip_buffer import ClipBuffer
 from movseg_ros.ego_motion import EgoMotion, rescale_homography
 from movseg_ros.flow import DISFlow, DISFlowConfig
-from movseg_ros.segmenters.base import Detection, MotionContext, SegmenterResult
+from movseg_ros.segmenters.base import (DEVICES, Detection, MotionContext, SegmenterResult, check_runtime_settings,
+                                        resize_to_width)
 
 
 FLOW_METHODS = ("dis", "raft")
@@ -56,12 +57,9 @@ class GeometricConfig:
             raise ValueError(f"geometric.raft_iterations must be in [1, 64], got {self.raft_iterations}")
         if self.raft_arch not in ("raft_small", "raft_large"):
             raise ValueError(f"geometric.raft_arch '{self.raft_arch}' is not one of raft_small, raft_large")
-        if self.raft_device not in ("cpu", "cuda", "auto"):
-            raise ValueError(f"geometric.raft_device '{self.raft_device}' is not one of cpu, cuda, auto")
-        if self.accelerator not in ("auto", "tensorrt", "compile", "eager"):
-            raise ValueError(f"geometric.accelerator '{self.accelerator}' is not one of auto, tensorrt, compile, eager")
-        if self.precision not in ("fp32", "fp16", "bf16"):
-            raise ValueError(f"geometric.precision '{self.precision}' is not one of fp32, fp16, bf16")
+        if self.raft_device not in DEVICES:
+            raise ValueError(f"geometric.raft_device '{self.raft_device}' is not one of {', '.join(DEVICES)}")
+        check_runtime_settings("geometric", self.raft_device, self.accelerator, self.precision)
         for name, low, high in (("memory", 0.0, 0.999), ("colour_memory", 0.0, 0.999), ("min_area", 0.0, 0.5),
                                 ("residual_k", 0.1, 100.0), ("fb_check", 0.0, 100.0), ("fb_relative", 0.0, 1.0),
                                 ("colour_weight", 0.0, 10.0), ("refine_eps", 1e-6, 1.0), ("split_min_px", 0.0, 1000.0)):
@@ -114,10 +112,9 @@ class GeometricSegmenter:
 
     def process(self, buffer: ClipBuffer) -> list[SegmenterResult]:
         frame = buffer.newest
+        small_rgb = resize_to_width(frame.image, self.config.work_width)
+        h, w = small_rgb.shape[:2]
         h0, w0 = frame.size
-        w = min(self.config.work_width, w0)
-        h = max(8, int(round(h0 * w / w0)))
-        small_rgb = cv2.resize(frame.image, (w, h), interpolation=cv2.INTER_AREA)
         grey = cv2.cvtColor(small_rgb, cv2.COLOR_RGB2GRAY)
         prev, self._prev_grey = self._prev_grey, grey
         prev_rgb, self._prev_rgb = self._prev_rgb, small_rgb

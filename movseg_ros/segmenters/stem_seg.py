@@ -20,7 +20,7 @@ from movseg_ros.bench.stage_clock import StageClock, timed
 from movseg_ros.clip_buffer import ClipBuffer
 from movseg_ros.frame import Frame
 from movseg_ros.paths import share_dir
-from movseg_ros.segmenters.base import Detection, SegmenterResult
+from movseg_ros.segmenters.base import Detection, SegmenterResult, check_runtime_settings, resize_to_width
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ class StemSegConfig:
     weights: str = ""  # STEm-Seg weights file ("" = the shipped models/stemseg_mobilenet_v3.pt)
     clip_length: int = 8  # T, frames per clip
     clip_overlap: int = 3  # T_c, frames shared by consecutive clips; output latency is T - T_c frames
-    work_width: int = 320  # frames are processed at this width (aspect kept)
+    work_width: int = 256  # frames are processed at this width (aspect kept; the shipped weights trained at 256x144)
     seed_threshold: float = 0.5  # clustering stops when the heat-map peak is below this
     mask_threshold: float = 0.5  # a pixel joins a tube when its Gaussian probability is above this
     max_instances: int = 20  # most tubes a clip
@@ -62,12 +62,7 @@ class StemSegConfig:
             raise ValueError(f"stem_seg.max_instances must be in [1, 100], got {self.max_instances}")
         if self.min_pixels < 1:
             raise ValueError(f"stem_seg.min_pixels must be >= 1, got {self.min_pixels}")
-        if self.device not in ("cpu", "cuda", "auto"):
-            raise ValueError(f"stem_seg.device '{self.device}' is not one of cpu, cuda, auto")
-        if self.accelerator not in ("auto", "tensorrt", "compile", "eager"):
-            raise ValueError(f"stem_seg.accelerator '{self.accelerator}' is not one of auto, tensorrt, compile, eager")
-        if self.precision not in ("fp32", "fp16", "bf16"):
-            raise ValueError(f"stem_seg.precision '{self.precision}' is not one of fp32, fp16, bf16")
+        check_runtime_settings("stem_seg", self.device, self.accelerator, self.precision)
 
     def weights_path(self) -> Path:
         return Path(self.weights) if self.weights else share_dir() / "models" / DEFAULT_WEIGHTS
@@ -114,10 +109,7 @@ class StemSegSegmenter:
         index = self._seen
         self._seen += 1
         self._frames[index] = frame
-        h0, w0 = frame.size
-        w = min(self.config.work_width, w0)
-        h = max(8, int(round(h0 * w / w0)))
-        self._small[index] = cv2.resize(frame.image, (w, h), interpolation=cv2.INTER_AREA)
+        self._small[index] = resize_to_width(frame.image, self.config.work_width)
         if self.schedule.clip_ready(self._seen):
             start = self.schedule.clip_start(self.schedule.clips_complete(self._seen) - 1)
             stitched = self._clip(start, self.config.clip_length, final=False)

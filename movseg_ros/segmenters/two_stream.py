@@ -19,7 +19,7 @@ from movseg_ros.bench.stage_clock import StageClock, timed
 from movseg_ros.clip_buffer import ClipBuffer
 from movseg_ros.flow import DIS_PRESETS, DISFlow, DISFlowConfig
 from movseg_ros.paths import share_dir
-from movseg_ros.segmenters.base import Detection, SegmenterResult
+from movseg_ros.segmenters.base import Detection, SegmenterResult, check_runtime_settings, resize_to_width
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +51,7 @@ class TwoStreamConfig:
                 raise ValueError(f"two_stream.{name} must be in [0, 1], got {getattr(self, name)}")
         if not 1 <= self.max_detections <= 100:
             raise ValueError(f"two_stream.max_detections must be in [1, 100], got {self.max_detections}")
-        if self.device not in ("cpu", "cuda", "auto"):
-            raise ValueError(f"two_stream.device '{self.device}' is not one of cpu, cuda, auto")
-        if self.accelerator not in ("auto", "tensorrt", "compile", "eager"):
-            raise ValueError(f"two_stream.accelerator '{self.accelerator}' is not one of auto, tensorrt, compile, eager")
-        if self.precision not in ("fp32", "fp16", "bf16"):
-            raise ValueError(f"two_stream.precision '{self.precision}' is not one of fp32, fp16, bf16")
+        check_runtime_settings("two_stream", self.device, self.accelerator, self.precision)
 
     def weights_path(self) -> Path:
         return Path(self.weights) if self.weights else share_dir() / "models" / DEFAULT_WEIGHTS
@@ -102,10 +97,9 @@ class TwoStreamSegmenter:
         from movseg_ros.two_stream.inputs import flow_tensor, rgb_tensor
 
         frame = buffer.newest
+        small = resize_to_width(frame.image, self.config.work_width)
+        h, w = small.shape[:2]
         h0, w0 = frame.size
-        w = min(self.config.work_width, w0)
-        h = max(8, int(round(h0 * w / w0)))
-        small = cv2.resize(frame.image, (w, h), interpolation=cv2.INTER_AREA)
         grey = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
         prev, self._prev_grey = self._prev_grey, grey
         if prev is None or len(buffer) < 2:

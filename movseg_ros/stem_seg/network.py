@@ -6,7 +6,6 @@ Checkpoints go through movseg_ros.model_files with arch "stemseg" and the StemSe
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from movseg_ros.model_files import ModelFileError, load_checkpoint, load_into, save_checkpoint
+from movseg_ros.model_files import ModelFileError, load_into, load_with_settings, save_with_settings
 from movseg_ros.stem_seg.arch import StemSegArch
 from movseg_ros.stem_seg.mixing import embedding_dims, full_variances, mix, predicted_dims
 from movseg_ros.two_stream.arch import ArchError
@@ -173,11 +172,7 @@ def save_stemseg(
     """Write `model` as a "stemseg" checkpoint with its settings in meta["arch_settings"]; fp16 floats when `half`."""
     if model.arch != arch:
         raise ValueError(f"save_stemseg {path}: the model was built with {model.arch}, not the given {arch}")
-    record = {**meta, "arch_settings": arch.to_dict()}
-    if half:
-        record["stored_dtype"] = "float16"
-        model = copy.deepcopy(model).half()
-    return save_checkpoint(path, ARCH_NAME, model, record)
+    return save_with_settings(path, ARCH_NAME, model, arch.to_dict(), meta, half)
 
 
 def load_stemseg(path: Path | str) -> tuple[StemSegNet, dict[str, Any]]:
@@ -186,19 +181,12 @@ def load_stemseg(path: Path | str) -> tuple[StemSegNet, dict[str, Any]]:
     ModelFileError names the file for: no such file, not a torch file, another architecture, no or bad
     architecture record, or tensors that do not fit the rebuilt network.
     """
-    ckpt = load_checkpoint(path, ARCH_NAME)
-    if ckpt["arch"] is None:
-        raise ModelFileError(path, "a plain state dict has no architecture record; STEm-Seg weights must be a "
-                                   "movseg 'stemseg' checkpoint (save_stemseg writes one)")
-    settings = ckpt["meta"].get("arch_settings")
-    if not isinstance(settings, dict):
-        raise ModelFileError(path, "meta has no 'arch_settings' (the backbone and decoder sizes to build)")
+    settings, state, meta = load_with_settings(path, ARCH_NAME, "movseg train stemseg")
     try:
         arch = StemSegArch.from_dict(settings)
     except (ArchError, TypeError) as e:
         raise ModelFileError(path, f"bad architecture record: {e}") from None
     model = build_stemseg(arch)
-    state = {k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
     load_into(model, state, path, ARCH_NAME)
     model.eval()
-    return model, ckpt["meta"]
+    return model, meta

@@ -16,17 +16,17 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-import torch
 from torch import nn
 from tqdm import tqdm
 
 from movseg_ros.datasets import open_dataset
-from movseg_ros.datasets.sequence import VideoSequence
-from movseg_ros.evaluation.sequence_eval import EvalProtocol, combine, jsonable, score_sequence
 from movseg_ros.flow import DIS_PRESETS
 from movseg_ros.model_files import ModelFileError
-from movseg_ros.pipeline import Pipeline, PipelineConfig
-from movseg_ros.sources import stamp_ns
+from movseg_ros.pipeline import PipelineConfig
+from movseg_ros.reports.common import ReportError, fmt, resolve_device
+from movseg_ros.reports.davis_pipelines import (
+    WARMUP_FRAMES, PipelineScore, davis_scores, first_frames, pipeline_config,
+)
 from movseg_ros.synth.config import SynthConfig
 from movseg_ros.training.common import TrainConfigError
 from movseg_ros.training.detector_loop import DetectorTrainConfig
@@ -35,11 +35,6 @@ from movseg_ros.two_stream.evaluate import detection_map
 from movseg_ros.two_stream.weights import load_model
 
 ROLES = {"motion": "motion", "appearance": "appearance", "joint": "two_stream"}  # weights role -> model kind
-WARMUP_FRAMES = 2  # frames run untimed before the DAVIS timing (the second one is the first model call)
-
-
-class ReportError(ValueError):
-    """Input the report cannot use (bad seed range, held-out seeds that were trained on); names the file/setting."""
 
 
 @dataclass(frozen=True)
@@ -135,17 +130,6 @@ class HeldoutSplit:
                 "seeds": [self.seeds.start, self.seeds.stop], "source": self.source}
 
 
-def parse_seed_range(text: str, option: str = "--heldout-seeds") -> range:
-    """'LO:HI' -> range(LO, HI) with 0 <= LO < HI; ReportError naming the option otherwise."""
-    try:
-        lo, hi = (int(x) for x in text.split(":"))
-    except ValueError:
-        raise ReportError(f"{option} '{text}' is not LO:HI (two integers)") from None
-    if not 0 <= lo < hi:
-        raise ReportError(f"{option} '{text}' must have 0 <= LO < HI")
-    return range(lo, hi)
-
-
 def heldout_split(joint: WeightsFile, seeds: range | None = None) -> HeldoutSplit:
     """The joint weights' generator settings (meta["data"]) and held-out seeds, or `seeds` instead."""
     data = joint.data
@@ -220,17 +204,6 @@ class AblationRow:
     seconds: float
 
 
-def resolve_device(device: str) -> torch.device:
-    """'auto' is CUDA when torch sees one; 'cuda' without one is a ReportError."""
-    if device not in ("cpu", "cuda", "auto"):
-        raise ReportError(f"--device '{device}' is not one of cpu, cuda, auto")
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ReportError("--device cuda asked for but torch sees no CUDA device")
-    return torch.device(device)
-
-
 def score_ablation(split: HeldoutSplit, models: dict[str, tuple[nn.Module, WeightsFile]], images: int,
                    device: str = "cpu", dis_preset: str = "medium", min_pixels: int = 16) -> list[AblationRow]:
     """The four ROWS on the first `images` seeds of the split, flow estimated by DIS (as at inference)."""
@@ -257,124 +230,9 @@ def score_ablation(split: HeldoutSplit, models: dict[str, tuple[nn.Module, Weigh
     return rows
 
 
-class _FirstFrames:
-    """The first `n` frames of a frame store."""
-
-    def __init__(self, store: Any, n: int) -> None:
-        self.store, self.n = store, n
-
-    def __len__(self) -> int:
-        return self.n
-
-    def read(self, index: int) -> np.ndarray:
-        return self.store.read(index)
-
-    def size(self) -> tuple[int, int]:
-        return self.store.size()
-
-
-class _FirstTruth:
-    """A truth store limited to the frames below `n`."""
-
-    def __init__(self, truth: Any, n: int) -> None:
-        self.truth = truth
-        self.annotated = tuple(i for i in truth.annotated if i < n)
-
-    def labels(self, index: int) -> np.ndarray:
-        return self.truth.labels(index)
-
-    def ignore(self, index: int) -> np.ndarray | None:
-        return self.truth.ignore(index)
-
-
-def first_frames(seq: VideoSequence, n: int) -> VideoSequence:
-    """The sequence cut to its first `n` frames (n <= 0 or >= its length: unchanged), for quick runs."""
-    if n <= 0 or n >= len(seq):
-        return seq
-    truth = _FirstTruth(seq.truth, n) if seq.truth is not None else None
-    return dataclasses.replace(seq, frame_names=seq.frame_names[:n], frames=_FirstFrames(seq.frames, n), truth=truth)
-
-
-@dataclass
-class PipelineScore:
-    """DAVIS J of one pipeline over the sequences, and its speed measured while it ran."""
-
-    pipeline: str
-    settings: dict[str, Any]
-    mean_j: float
-    sequences: list[dict[str, Any]]  # {"sequence", "frames", "J" (mean), "J_recall", "J_decay", "ms_per_frame"}
-    frames: int
-    seconds: float  # inside Pipeline.process, frame decoding and the warm-up excluded
-    warmup_seconds: float = 0.0  # the untimed first frames (first model call: lazy initialisation)
-
-    @property
-    def fps(self) -> float:
-        return self.frames / self.seconds if self.seconds > 0 else float("nan")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "fps": self.fps}
-
-
 def pipeline_configs(joint_weights: Path | str, device: str = "cpu") -> dict[str, PipelineConfig]:
     """`pipeline: two_stream` with the joint weights (eager: no compile time counts) and `pipeline: geometric`."""
-    two_stream = {"weights": str(joint_weights), "accelerator": "eager", "device": device}
-    return {"two_stream": PipelineConfig.from_dict({"pipeline": "two_stream", "two_stream": two_stream}),
-            "geometric": PipelineConfig.from_dict({"pipeline": "geometric"})}
-
-
-def davis_scores(sequences: Sequence[VideoSequence], configs: dict[str, PipelineConfig]) -> list[PipelineScore]:
-    """Each pipeline run online over every sequence and scored like `movseg eval` (binary J, all annotated frames).
-
-    Speed is measured inside Pipeline.process after an untimed warm-up on the first sequence's first
-    WARMUP_FRAMES frames (a first model call costs seconds of one-off initialisation).
-    """
-    protocol = EvalProtocol(metrics=("davis",))
-    out = []
-    for name, config in configs.items():
-        pipeline = Pipeline(config)
-        warmup = _warm_up(pipeline, sequences[0]) if sequences else 0.0
-        results, timings, total_s, total_frames = [], [], 0.0, 0
-        for seq in tqdm(sequences, desc=f"davis {name}", unit="seq", file=sys.stderr, disable=None, leave=False):
-            pipeline.reset()
-            labels, seconds = [], 0.0
-            for i in range(len(seq)):
-                frame = seq.frame(i, stamp_ns(i, seq.fps))
-                start = time.perf_counter()
-                outputs = pipeline.process(frame)
-                seconds += time.perf_counter() - start
-                labels += [o.label_map for o in outputs]
-            start = time.perf_counter()
-            labels += [o.label_map for o in pipeline.finish()]
-            seconds += time.perf_counter() - start
-            if len(labels) != len(seq):
-                raise RuntimeError(f"{seq.name}: {len(seq)} frames in but {len(labels)} outputs from {name}")
-            results.append(score_sequence(seq, labels, protocol))
-            timings.append(1000.0 * seconds / len(seq))
-            total_s += seconds
-            total_frames += len(seq)
-        overall = combine(results)
-        rows = []
-        for r, ms in zip(results, timings):
-            j = jsonable(r)["davis"]["J"]
-            rows.append({"sequence": r["sequence"], "frames": r["frames_scored"], "J": j["mean"],
-                         "J_recall": j["recall"], "J_decay": j["decay"], "ms_per_frame": ms})
-        out.append(PipelineScore(name, _settings(config), float(overall["davis_binary"]["J-Mean"]), rows,
-                                 total_frames, total_s, warmup))
-    return out
-
-
-def _warm_up(pipeline: Pipeline, seq: VideoSequence) -> float:
-    """Run the first frames through the pipeline untimed, then reset it; returns the seconds it took."""
-    start = time.perf_counter()
-    for i in range(min(WARMUP_FRAMES, len(seq))):
-        pipeline.process(seq.frame(i, stamp_ns(i, seq.fps)))
-    pipeline.reset()
-    return time.perf_counter() - start
-
-
-def _settings(config: PipelineConfig) -> dict[str, Any]:
-    d = config.to_dict()
-    return {"pipeline": config.pipeline, config.pipeline: d[config.pipeline]}
+    return {"two_stream": pipeline_config("two_stream", joint_weights, device), "geometric": pipeline_config("geometric")}
 
 
 @dataclass(frozen=True)
@@ -441,10 +299,6 @@ def two_stream_report(settings: ReportSettings) -> TwoStreamReport:
     return report
 
 
-def _fmt(v: float | None, digits: int = 3) -> str:
-    return "-" if v is None or not np.isfinite(v) else f"{v:.{digits}f}"
-
-
 def format_table(report: TwoStreamReport) -> str:
     """The plain-text tables: ablation rows, then DAVIS J per sequence and pipeline with frames/s."""
     s = report.split
@@ -455,7 +309,7 @@ def format_table(report: TwoStreamReport) -> str:
              f"{'row':<24}{'labels':<9}{'det mAP50':>10}{'mask mAP50':>11}{'images':>8}{'truth':>7}{'iters':>7}"
              f"  {'date':<11}weights"]
     for r in report.rows:
-        lines.append(f"{r.name:<24}{r.labels:<9}{_fmt(r.det_map50):>10}{_fmt(r.seg_map50):>11}{r.images:>8}"
+        lines.append(f"{r.name:<24}{r.labels:<9}{fmt(r.det_map50):>10}{fmt(r.seg_map50):>11}{r.images:>8}"
                      f"{r.truth:>7}{r.iterations if r.iterations is not None else '-':>7}  {r.date or '-':<11}"
                      f"{r.weights}")
     lines.append("labels: moving = only moving objects are the class (seed 000's task); objects = every object")
@@ -488,7 +342,7 @@ def plot_report(report: TwoStreamReport, path: Path) -> Path:
         values = [getattr(r, key) for r in report.rows]
         bars = ax.bar(x + (k - 0.5) * 0.38, [v or 0.0 for v in values], 0.38, label=label)
         for bar, v in zip(bars, values):
-            ax.annotate(_fmt(v, 2), (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center",
+            ax.annotate(fmt(v, 2), (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center",
                         va="bottom", fontsize=7)
     ax.set_xticks(x, [f"{r.name}\n({r.labels})" for r in report.rows], fontsize=8)
     ax.set_ylim(0, 1.05)
