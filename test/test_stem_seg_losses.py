@@ -123,8 +123,9 @@ def test_smoothness_and_seediness_and_total_weights() -> None:
     fg = (inst > 0).float()
     seediness = 0.5 * (1 - fg)
     out = clip_losses(emb, var, seediness, inst, embedding_weight=2.0, smoothness_weight=3.0, seediness_weight=4.0)
-    # foreground targets are p <= 1 so the zero heat map has a positive foreground error; the 0.5 background adds more
-    background_part = 0.25 * float((1 - fg).sum()) / inst.numel()
+    # foreground targets are p <= 1 so the zero heat map has a positive foreground error; the 0.5 background adds
+    # 0.25, its own mean: foreground and background are averaged separately (balanced)
+    background_part = 0.25
     assert float(out["seediness"]) == pytest.approx(float(out_zero["seediness"]) + background_part, rel=1e-5)
     expected_total = 2 * out["embedding"] + 3 * out["smoothness"] + 4 * out["seediness"]
     assert float(out["total"]) == pytest.approx(float(expected_total))
@@ -176,3 +177,19 @@ def test_gradients_flow_to_all_outputs_and_ignored_pixels_do_not_count() -> None
     assert float(c["seediness"]) > float(a["seediness"])
     with pytest.raises(ValueError, match="instances"):
         clip_losses(emb, var, seediness, inst[:1])
+
+
+def test_seediness_balances_a_small_object_against_the_background() -> None:
+    """A 2x2 object in a 20x20 frame: an all-zero heat map must still cost about the object's own error
+    (foreground and background are averaged separately), not 1 % of it as a plain pixel mean would."""
+    inst = torch.zeros(1, 20, 20, dtype=torch.long)
+    inst[0, 5:7, 5:7] = 1
+    emb = torch.zeros(4, 1, 20, 20)
+    emb[0] = torch.linspace(-1, 1, 20)[None, None, :]  # x
+    emb[1] = torch.linspace(-1, 1, 20)[None, :, None]  # y
+    var = torch.full((4, 1, 20, 20), 0.01)
+    out = clip_losses(emb, var, torch.zeros(1, 20, 20), inst)
+    assert float(out["seediness"]) > 0.5
+    heat = torch.zeros(1, 20, 20)
+    heat[inst > 0] = 1.0
+    assert float(clip_losses(emb, var, heat, inst)["seediness"]) < 0.1

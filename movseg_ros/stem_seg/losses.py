@@ -86,8 +86,10 @@ def clip_losses(
     instances (T, H, W) int ids (0 = background), ignore (T, H, W) bool pixels left out of every term.
     embedding: mean over instances of the Lovász hinge on 2p - 1, p the instance's Gaussian (mean embedding and mean
     variance over its whole tube), over all valid pixels. smoothness: mean over instances of the mean squared
-    deviation of its variances (all E dims) from their mean. seediness: mean over valid pixels of the squared error
-    to p under the pixel's own instance (target detached, as in Neven et al.) and to 0 on background.
+    deviation of its variances (all E dims) from their mean. seediness: the squared error to p under the pixel's own
+    instance (target detached, as in Neven et al.) averaged over foreground pixels, plus the squared heat averaged
+    over background pixels: balanced, because objects cover a few percent of a clip and a plain mean over all
+    pixels teaches a heat map that is nearly 0 everywhere (no seed ever passes the clustering threshold).
     total weights them 1, 10, 1 by default: the paper prints unit weights, the authors' code weights smoothness x10.
     """
     _check_clip(embeddings, variances, seediness, instances, ignore)
@@ -116,6 +118,11 @@ def clip_losses(
     zero = embeddings.sum() * 0.0 + variances.sum() * 0.0  # keeps the graph connected when the clip has no instance
     embedding = torch.stack(emb_terms).mean() if emb_terms else zero
     smoothness = torch.stack(smooth_terms).mean() if smooth_terms else zero
-    seed = ((heat - target) ** 2).mean() if heat.numel() else seediness.sum() * 0.0
+    squared = (heat - target) ** 2
+    fg = ids > 0
+    seed = seediness.sum() * 0.0
+    for part in (squared[fg], squared[~fg]):
+        if part.numel():
+            seed = seed + part.mean()
     total = embedding_weight * embedding + smoothness_weight * smoothness + seediness_weight * seed
     return {"embedding": embedding, "smoothness": smoothness, "seediness": seed, "total": total}
