@@ -1,4 +1,5 @@
-"""Shared fixtures: a per-run ROS domain, rclpy in the test process, the node's environment."""
+"""Shared fixtures: a per-run ROS domain, rclpy in the test process, the node's environment, tiny weights,
+one torch thread for a module, and a one-sequence DAVIS folder."""
 
 from __future__ import annotations
 
@@ -57,3 +58,23 @@ def tiny_stemseg(tmp_path_factory):
     config = Path(__file__).resolve().parent.parent / "config" / "train_stemseg_tiny.yaml"
     assert main(["train", "stemseg", "--config", str(config), "--out-dir", str(out), "--set", f"export={out / 'w.pt'}"]) == 0
     return out / "w.pt"
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One intra-op torch thread for a module (use with pytest.mark.usefixtures): tiny networks gain nothing
+    from more, and stall badly on a shared CPU. The previous count comes back after the module."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def davis_square(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One DAVIS-2016-layout sequence: 3 frames of 96x64, a square moving right (255 in its annotation)."""
+    from report_helpers import write_davis_square
+
+    return write_davis_square(tmp_path_factory.mktemp("davis"))

@@ -9,20 +9,12 @@ import re
 from pathlib import Path
 
 import pytest
-import torch
 
 from movseg_ros.cli import main
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny networks: one thread is steadier on a shared CPU
 SMALL = ["--width", "160", "--height", "120", "--iterations", "2", "--warmup", "1", "--device", "cpu", "--threads", "1"]
 STAGES = ["network", "clustering", "stitching", "tracking", "total"]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_bench_stem_seg_times_every_stage_over_whole_strides(tiny_stemseg, tmp_path: Path,

@@ -14,6 +14,7 @@ from movseg_ros.stem_seg.mixing import FREE_STD, MIXINGS, coordinates, embedding
 from movseg_ros.stem_seg.network import StemSegOutputs, build_stemseg, load_stemseg, save_stemseg, upsample_outputs
 from movseg_ros.two_stream.arch import ArchError
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny networks: one thread is steadier on a shared CPU
 TINY = StemSegArch(fpn_channels=16, decoder_channels=(16, 16, 8, 8), gn_groups=4)
 
 
@@ -40,15 +41,6 @@ def _squares_clip() -> tuple[torch.Tensor, torch.Tensor]:
         clip[0, t, :, y:y + 12, x:x + 12] = torch.tensor([0.1, 0.2, 0.9]).view(3, 1, 1)
         ids[t, y:y + 12, x:x + 12] = 2
     return clip, ids
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: these tiny convolutions gain nothing from more, and stall badly on a shared CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

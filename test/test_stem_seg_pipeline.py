@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from movseg_ros.frame import Frame
 from movseg_ros.model_files import ModelFileError
@@ -17,12 +16,7 @@ from movseg_ros.synth.config import preset
 T, TC = 4, 1
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _pipeline(weights, **changes) -> Pipeline:

@@ -5,55 +5,27 @@ the built-in scene, where the geometric pipeline finds the mover."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-import torch
 
 from movseg_ros.cli import main
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny networks: one thread is steadier on a shared CPU
 SMALL = ["--clips", "2", "--frames", "10", "--width", "160", "--height", "120", "--speed-frames", "3"]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def davis_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One DAVIS-2016-layout sequence: 3 frames of 96x64, a square moving right (255 in its annotation)."""
-    root = tmp_path_factory.mktemp("davis")
-    (root / "square" / "JPEGImages").mkdir(parents=True)
-    (root / "square" / "Annotations").mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    background = cv2.GaussianBlur(rng.integers(0, 255, (64, 96, 3), dtype=np.uint8), (5, 5), 0)
-    patch = cv2.GaussianBlur(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8), (3, 3), 0)
-    for i in range(3):
-        image, mask = background.copy(), np.zeros((64, 96), np.uint8)
-        x = 20 + 6 * i
-        image[22:42, x:x + 20] = patch
-        mask[22:42, x:x + 20] = 255
-        cv2.imwrite(str(root / "square" / "JPEGImages" / f"{i:05d}.jpg"), image)
-        cv2.imwrite(str(root / "square" / "Annotations" / f"{i:05d}.png"), mask)
-    return root
 
 
 def _unit(value: float | None) -> bool:
     return value is None or 0.0 <= value <= 1.0
 
 
-def test_report_runs_every_pipeline_on_clips_davis_and_speed(tiny_stemseg, tiny_two_stream, davis_root, tmp_path,
+def test_report_runs_every_pipeline_on_clips_davis_and_speed(tiny_stemseg, tiny_two_stream, davis_square, tmp_path,
                                                              capsys) -> None:
     out_json, out_png = tmp_path / "r.json", tmp_path / "r.png"
     argv = ["report", "stemseg", "--weights", str(tiny_stemseg), "--joint", str(tiny_two_stream.joint), *SMALL,
-            "--davis", str(davis_root), "--json", str(out_json), "--plot", str(out_png)]
+            "--davis", str(davis_square), "--json", str(out_json), "--plot", str(out_png)]
     assert main(argv) == 0
     table = capsys.readouterr().out
     for text in ("inst J&F", "bin J", "mean J", "latency ms", "delay ms", "at 30 Hz"):

@@ -3,9 +3,6 @@ stages: one output a frame, each with its frame's header, in order; a bad weight
 
 from __future__ import annotations
 
-import itertools
-
-import numpy as np
 import pytest
 
 pytest.importorskip("rclpy")

@@ -37,33 +37,14 @@ def weights(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"motion": motion, "appearance": appearance, "joint": joint}
 
 
-@pytest.fixture(scope="module")
-def davis_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One DAVIS-2016-layout sequence: 3 frames of 96x64, a square moving right (255 in its annotation)."""
-    root = tmp_path_factory.mktemp("davis")
-    (root / "square" / "JPEGImages").mkdir(parents=True)
-    (root / "square" / "Annotations").mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    background = cv2.GaussianBlur(rng.integers(0, 255, (64, 96, 3), dtype=np.uint8), (5, 5), 0)
-    patch = cv2.GaussianBlur(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8), (3, 3), 0)
-    for i in range(3):
-        image, mask = background.copy(), np.zeros((64, 96), np.uint8)
-        x = 20 + 6 * i
-        image[22:42, x:x + 20] = patch
-        mask[22:42, x:x + 20] = 255
-        cv2.imwrite(str(root / "square" / "JPEGImages" / f"{i:05d}.jpg"), image)
-        cv2.imwrite(str(root / "square" / "Annotations" / f"{i:05d}.png"), mask)
-    return root
-
-
 def _args(weights: dict[str, Path], *extra: str) -> list[str]:
     return ["report", "two-stream", "--motion", str(weights["motion"]), "--appearance", str(weights["appearance"]),
             "--joint", str(weights["joint"]), *extra]
 
 
-def test_report_scores_four_rows_and_davis_and_writes_json_and_png(weights, davis_root, tmp_path, capsys) -> None:
+def test_report_scores_four_rows_and_davis_and_writes_json_and_png(weights, davis_square, tmp_path, capsys) -> None:
     out_json, out_png = tmp_path / "r.json", tmp_path / "r.png"
-    assert main(_args(weights, "--images", "4", "--davis", str(davis_root), "--max-frames", "2",
+    assert main(_args(weights, "--images", "4", "--davis", str(davis_square), "--max-frames", "2",
                       "--json", str(out_json), "--plot", str(out_png))) == 0
     table = capsys.readouterr().out
     for name in ("motion-only", "appearance-only", "appearance objectness", "joint two-stream", "mean J", "frames/s"):
@@ -159,10 +140,10 @@ def test_missing_davis_data_is_an_error(weights, tmp_path, capsys) -> None:
     assert err.startswith("movseg report: error:") and "no_davis" in err
 
 
-def test_first_frames_cuts_frames_and_truth(davis_root) -> None:
-    from movseg_ros.two_stream.report import first_frames
+def test_first_frames_cuts_frames_and_truth(davis_square) -> None:
+    from movseg_ros.reports.davis_pipelines import first_frames
 
-    (seq,) = find_sequences(davis_root)
+    (seq,) = find_sequences(davis_square)
     cut = first_frames(seq, 2)
     assert len(seq) == 3 and len(cut) == 2 and cut.annotated == (0, 1)
     assert np.array_equal(cut.image(1), seq.image(1)) and np.array_equal(cut.labels(1), seq.labels(1))

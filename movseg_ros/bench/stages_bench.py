@@ -21,7 +21,7 @@ import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -136,16 +136,8 @@ def bench_geometric(frames: list[np.ndarray], warmup: int) -> dict[str, Any]:
     pipeline.segmenter.clock = clock
     with PeakMemory("cpu") as memory:
         for i, image in enumerate(tqdm(frames, desc="bench geometric", unit="frame", file=sys.stderr, disable=None)):
-            frame = Frame(image, (i + 1) * 33_333_333, "bench", i)
-            t0 = time.perf_counter()
-            results = pipeline.segment(frame)
-            t1 = time.perf_counter()
-            for r in results:
-                pipeline.tracker.update(r)
-            t2 = time.perf_counter()
-            clock.add("segmentation", (t1 - t0) - clock.so_far("flow", "ego_motion"))
-            clock.add("tracking", t2 - t1)
-            clock.add("total", t2 - t0)
+            segment_seconds = _segment_and_track(pipeline, image, i, clock)
+            clock.add("segmentation", segment_seconds - clock.so_far("flow", "ego_motion"))
             clock.end_frame()
             if i == warmup:  # frame 0 has no previous frame: it and the warm-up frames are not counted
                 clock.discard()
@@ -153,6 +145,21 @@ def bench_geometric(frames: list[np.ndarray], warmup: int) -> dict[str, Any]:
             "reason": "CPU code (OpenCV DIS flow)", "frames": len(clock.frames),
             "stages": clock.stats(GEOMETRIC_STAGES), "peak_memory_mib": memory.result.mib,
             "memory_kind": memory.result.kind}
+
+
+def _segment_and_track(pipeline: Pipeline, image: np.ndarray, i: int, clock: StageClock) -> float:
+    """Frame `i` through the pipeline's segmenter, then its tracker; adds tracking and total (both parts) to
+    `clock` and returns the segmenter's seconds, whose own stages its StageClock hook records."""
+    frame = Frame(image, (i + 1) * 33_333_333, "bench", i)
+    t0 = time.perf_counter()
+    results = pipeline.segment(frame)
+    t1 = time.perf_counter()
+    for r in results:
+        pipeline.tracker.update(r)
+    t2 = time.perf_counter()
+    clock.add("tracking", t2 - t1)
+    clock.add("total", t2 - t0)
+    return t1 - t0
 
 
 def bench_raft(frames: list[np.ndarray], args: argparse.Namespace, device: torch.device,
@@ -225,16 +232,32 @@ def bench_two_stream(frames: list[np.ndarray], args: argparse.Namespace, device:
     The first two frames (no flow yet, then the first network call, which builds the accelerated
     backbones) run untimed before the stream restarts; that build time is the row's build_seconds.
     """
-    from movseg_ros.model_files import load_checkpoint
     from movseg_ros.two_stream.arch import arch_name
 
-    weights = args.two_stream_weights
-    meta = load_checkpoint(weights, arch_name("two_stream"))["meta"]  # a bad file fails here, naming it
+    def measure(pipeline: Pipeline, requested: str) -> dict[str, Any]:
+        built = _build_two_stream(pipeline, frames)
+        return _outcome(built, requested, {"work_width": pipeline.config.two_stream.work_width},
+                        lambda: _time_stages(pipeline, frames, args.warmup + 1, device, TWO_STREAM_STAGES))
+
+    return _learned_runs("two_stream", args.two_stream_weights, arch_name("two_stream"), args, device, precisions,
+                         measure)
+
+
+def _learned_runs(name: str, weights: Path, arch: str, args: argparse.Namespace, device: torch.device,
+                  precisions: list[str], measure: Callable[[Pipeline, str], dict[str, Any]]) -> list[dict[str, Any]]:
+    """A learned pipeline's rows per precision and requested backend: skipped (fp16 off CUDA) and unavailable
+    backends with their reason, otherwise `measure` of the real Pipeline built with that backend and precision.
+
+    The weights file is read first (its arch checked), so a bad file fails here, naming it.
+    """
+    from movseg_ros.model_files import load_checkpoint
+
+    meta = load_checkpoint(weights, arch)["meta"]
     backbone = (meta.get("arch_settings") or {}).get("backbone", "unknown backbone")
     runs = []
     for precision in precisions:
         for requested in args.accelerators:
-            base = {"pipeline": f"two_stream ({backbone})", "backend": requested, "precision": precision,
+            base = {"pipeline": f"{name} ({backbone})", "backend": requested, "precision": precision,
                     "device": str(device), "weights": str(weights)}
             if precision == "fp16" and device.type != "cuda":
                 runs.append(base | {"status": "skipped", "reason": "fp16 needs CUDA"})
@@ -244,18 +267,21 @@ def bench_two_stream(frames: list[np.ndarray], args: argparse.Namespace, device:
             if chosen != requested:
                 runs.append(base | {"status": "unavailable", "reason": reason.split("; ", 1)[-1]})
                 continue
-            pipeline = Pipeline(PipelineConfig.from_dict({"pipeline": "two_stream", "two_stream": {
+            pipeline = Pipeline(PipelineConfig.from_dict({"pipeline": name, name: {
                 "weights": str(weights), "accelerator": requested, "precision": precision, "device": device.type}}))
-            built = _build_two_stream(pipeline, frames)
-            backends = {b.backend for b in built}
-            reasons = "; ".join(dict.fromkeys(b.reason for b in built))
-            if backends != {requested}:
-                runs.append(base | {"status": "failed", "reason": reasons or "the network never ran"})
-                continue
-            runs.append(base | {"status": "ran", "reason": reasons, "work_width": pipeline.config.two_stream.work_width,
-                                "build_seconds": sum(b.build_seconds for b in built)}
-                        | _time_stages(pipeline, frames, args.warmup + 1, device, TWO_STREAM_STAGES))
+            runs.append(base | measure(pipeline, requested))
     return runs
+
+
+def _outcome(built: list[Any], requested: str, details: dict[str, Any],
+             timing: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """status failed (the build reasons) unless every AcceleratedModule built runs the requested backend;
+    else status ran with the reasons, `details`, the build seconds and `timing()`."""
+    reasons = "; ".join(dict.fromkeys(b.reason for b in built))
+    if {b.backend for b in built} != {requested}:
+        return {"status": "failed", "reason": reasons or "the network never ran"}
+    return ({"status": "ran", "reason": reasons, **details, "build_seconds": sum(b.build_seconds for b in built)}
+            | timing())
 
 
 def _build_two_stream(pipeline: Pipeline, frames: list[np.ndarray]) -> list[Any]:
@@ -297,15 +323,7 @@ def _time_stages(pipeline: Pipeline, frames: list[np.ndarray], untimed: int, dev
     with PeakMemory(device) as memory:
         for i, image in enumerate(tqdm(frames, desc=f"bench {pipeline.name}", unit="frame", file=sys.stderr,
                                        disable=None)):
-            frame = Frame(image, (i + 1) * 33_333_333, "bench", i)
-            t0 = time.perf_counter()
-            results = pipeline.segment(frame)
-            t1 = time.perf_counter()
-            for r in results:
-                pipeline.tracker.update(r)
-            t2 = time.perf_counter()
-            clock.add("tracking", t2 - t1)
-            clock.add("total", t2 - t0)
+            _segment_and_track(pipeline, image, i, clock)
             clock.end_frame()
             if i + 1 == untimed:
                 clock.discard()
@@ -323,44 +341,23 @@ def bench_stem_seg(cycle: list[np.ndarray], args: argparse.Namespace, device: to
     clip's). The first max(--warmup, T) frames run untimed; they include the first clip, whose network call
     builds the accelerated module (the row's build_seconds).
     """
-    from movseg_ros.model_files import load_checkpoint
     from movseg_ros.stem_seg.network import ARCH_NAME
 
-    weights = args.stem_seg_weights
-    meta = load_checkpoint(weights, ARCH_NAME)["meta"]  # a bad file fails here, naming it
-    backbone = (meta.get("arch_settings") or {}).get("backbone", "unknown backbone")
     defaults = StemSegConfig()
     stride = defaults.clip_length - defaults.clip_overlap
     untimed = max(args.warmup, defaults.clip_length)
     timed_frames = math.ceil(args.iterations / stride) * stride
     frames = [cycle[i % len(cycle)] for i in range(untimed + timed_frames)]
-    runs = []
-    for precision in precisions:
-        for requested in args.accelerators:
-            base = {"pipeline": f"stem_seg ({backbone})", "backend": requested, "precision": precision,
-                    "device": str(device), "weights": str(weights)}
-            if precision == "fp16" and device.type != "cuda":
-                runs.append(base | {"status": "skipped", "reason": "fp16 needs CUDA"})
-                continue
-            chosen, reason = select_backend(AcceleratorConfig(accelerator=requested, precision=precision,
-                                                              device=device.type), device)
-            if chosen != requested:
-                runs.append(base | {"status": "unavailable", "reason": reason.split("; ", 1)[-1]})
-                continue
-            pipeline = Pipeline(PipelineConfig.from_dict({"pipeline": "stem_seg", "stem_seg": {
-                "weights": str(weights), "accelerator": requested, "precision": precision, "device": device.type}}))
-            timing = _time_stages(pipeline, frames, untimed, device, STEM_SEG_STAGES)
-            built = list(pipeline.segmenter.network.built.values())
-            reasons = "; ".join(dict.fromkeys(b.reason for b in built))
-            if {b.backend for b in built} != {requested}:
-                runs.append(base | {"status": "failed", "reason": reasons or "the network never ran"})
-                continue
-            config = pipeline.config.stem_seg
-            runs.append(base | {"status": "ran", "reason": reasons, "work_width": config.work_width,
-                                "clip_length": config.clip_length, "clip_overlap": config.clip_overlap,
-                                "latency_frames": pipeline.latency_frames, "untimed_frames": untimed,
-                                "build_seconds": sum(b.build_seconds for b in built)} | timing)
-    return runs
+
+    def measure(pipeline: Pipeline, requested: str) -> dict[str, Any]:
+        timing = _time_stages(pipeline, frames, untimed, device, STEM_SEG_STAGES)  # its first clip builds
+        config = pipeline.config.stem_seg
+        details = {"work_width": config.work_width, "clip_length": config.clip_length,
+                   "clip_overlap": config.clip_overlap, "latency_frames": pipeline.latency_frames,
+                   "untimed_frames": untimed}
+        return _outcome(list(pipeline.segmenter.network.built.values()), requested, details, lambda: timing)
+
+    return _learned_runs("stem_seg", args.stem_seg_weights, ARCH_NAME, args, device, precisions, measure)
 
 
 def _device_name(device: torch.device) -> str:

@@ -19,6 +19,7 @@ from movseg_ros.flow import DISFlow, DISFlowConfig, DIS_PRESETS
 from movseg_ros.learned_flow.evaluate import BOUNDARY_RADIUS, BOUNDARY_STEP, MethodScore, flow_colour, score_methods, synth_pairs, zero_flow
 from movseg_ros.learned_flow.raft import ARCHS, RaftFlow, RaftFlowConfig, RaftFlowError
 from movseg_ros.model_files import ModelFileError
+from movseg_ros.reports.common import parse_seed_range
 from movseg_ros.synth.config import PRESETS, SynthConfigError, preset
 from movseg_ros.plots import pyplot, save_figure
 
@@ -59,17 +60,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def parse_seeds(text: str) -> range:
-    """'START:STOP' -> range(START, STOP); anything else is a ValueError naming the text."""
-    try:
-        lo, hi = (int(x) for x in text.split(":"))
-    except ValueError:
-        raise ValueError(f"--split-seeds '{text}' is not START:STOP (integers)") from None
-    if not 0 <= lo < hi:
-        raise ValueError(f"--split-seeds '{text}' must have 0 <= START < STOP")
-    return range(lo, hi)
-
-
 def parse_synth(items: list[str]) -> dict[str, Any]:
     """['translation=[4, 20]', ...] -> {'translation': (4, 20), ...}; malformed items are a ValueError."""
     out: dict[str, Any] = {}
@@ -86,7 +76,7 @@ def parse_synth(items: list[str]) -> dict[str, Any]:
 
 
 def _epe(args: argparse.Namespace) -> dict[str, Any]:
-    seeds = parse_seeds(args.split_seeds)
+    seeds = parse_seed_range(args.split_seeds, "--split-seeds", ("START", "STOP"))
     dis_names = [d.strip() for d in args.dis.split(",") if d.strip()]
     bad = [d for d in dis_names if d not in DIS_PRESETS]
     if bad:

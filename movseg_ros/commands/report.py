@@ -29,6 +29,22 @@ def run(args: argparse.Namespace) -> int:
     return int(args._report(args) or 0)
 
 
+def _add_davis(p: argparse.ArgumentParser) -> None:
+    """The DAVIS part's options, the same in every report."""
+    p.add_argument("--davis", type=Path, help="DAVIS root (default: movseg eval's, $MOVSEG_DAVIS or "
+                                              "../shared/data/davis2016)")
+    p.add_argument("--sequences", nargs="*", help="only these DAVIS sequences")
+    p.add_argument("--max-frames", type=int, default=0, help="score only the first N frames of each sequence (0: all)")
+    p.add_argument("--no-davis", action="store_true", help="skip the DAVIS comparison")
+
+
+def _add_outputs(p: argparse.ArgumentParser, plot_help: str) -> None:
+    """Where the models run and where the JSON and the figure go, the same in every report."""
+    p.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu", help="where the models run (default cpu)")
+    p.add_argument("--json", type=Path, help="write everything here as JSON")
+    p.add_argument("--plot", type=Path, help=plot_help)
+
+
 def _add_two_stream(p: argparse.ArgumentParser) -> None:
     p.add_argument("--motion", required=True, type=Path, help="motion-stream weights (movseg train motion)")
     p.add_argument("--appearance", required=True, type=Path, help="appearance (objectness) weights")
@@ -38,14 +54,8 @@ def _add_two_stream(p: argparse.ArgumentParser) -> None:
     p.add_argument("--heldout-seeds", metavar="LO:HI",
                    help="clip seeds to score instead of the joint weights' held-out range")
     p.add_argument("--dis-preset", default="medium", help="DIS preset of the estimated flow (default medium)")
-    p.add_argument("--davis", type=Path, help="DAVIS root (default: movseg eval's, $MOVSEG_DAVIS or "
-                                              "../shared/data/davis2016)")
-    p.add_argument("--sequences", nargs="*", help="only these DAVIS sequences")
-    p.add_argument("--max-frames", type=int, default=0, help="score only the first N frames of each sequence (0: all)")
-    p.add_argument("--no-davis", action="store_true", help="skip the DAVIS comparison")
-    p.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu", help="where the models run (default cpu)")
-    p.add_argument("--json", type=Path, help="write everything here as JSON")
-    p.add_argument("--plot", type=Path, help="PNG: det/mask mAP bars per row, J per pipeline")
+    _add_davis(p)
+    _add_outputs(p, "PNG: det/mask mAP bars per row, J per pipeline")
 
 
 def _run_two_stream(args: argparse.Namespace) -> int:
@@ -60,7 +70,10 @@ def _run_two_stream(args: argparse.Namespace) -> int:
             heldout_seeds=parse_seed_range(args.heldout_seeds) if args.heldout_seeds else None,
             davis=None if args.no_davis else (args.davis or default_root()),
             sequences=tuple(args.sequences or ()), max_frames=args.max_frames, device=args.device,
-            dis_preset=args.dis_preset, command=_command_line(args))
+            dis_preset=args.dis_preset, command=_command_line(
+                args, ["two-stream", "--motion", str(args.motion), "--appearance", str(args.appearance),
+                       "--joint", str(args.joint), "--images", str(args.images)],
+                ("heldout_seeds", "dis_preset", "davis", "max_frames", "device", "json", "plot")))
         report = two_stream_report(settings)
     except (ValueError, FileNotFoundError) as e:  # ModelFileError, ReportError, DatasetError, ... are ValueErrors
         print(f"movseg report: error: {e}", file=sys.stderr)
@@ -76,19 +89,13 @@ def _add_stemseg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--frames", type=int, default=24,
                    help="frames a clip (default 24: several stem_seg clips are stitched in each stream)")
     p.add_argument("--heldout-seeds", metavar="LO:HI", help="clip seeds to score instead of the weights' held-out range")
-    p.add_argument("--davis", type=Path, help="DAVIS root (default: movseg eval's, $MOVSEG_DAVIS or "
-                                              "../shared/data/davis2016)")
-    p.add_argument("--sequences", nargs="*", help="only these DAVIS sequences")
-    p.add_argument("--max-frames", type=int, default=0, help="score only the first N frames of each sequence (0: all)")
-    p.add_argument("--no-davis", action="store_true", help="skip the DAVIS comparison")
+    _add_davis(p)
     p.add_argument("--width", type=int, default=640, help="speed part: frame width (default 640)")
     p.add_argument("--height", type=int, default=480, help="speed part: frame height (default 480)")
     p.add_argument("--speed-frames", type=int, default=30, help="speed part: frames in the timed stream (default 30)")
     p.add_argument("--rate", type=float, default=30.0,
                    help="speed part: the stream's frame rate in Hz, the unit of the near-online frame delay (default 30)")
-    p.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu", help="where the models run (default cpu)")
-    p.add_argument("--json", type=Path, help="write everything here as JSON")
-    p.add_argument("--plot", type=Path, help="PNG: instance J&F and binary J, DAVIS J and frames/s per pipeline")
+    _add_outputs(p, "PNG: instance J&F and binary J, DAVIS J and frames/s per pipeline")
 
 
 def _run_stemseg(args: argparse.Namespace) -> int:
@@ -102,7 +109,10 @@ def _run_stemseg(args: argparse.Namespace) -> int:
             heldout_seeds=parse_seed_range(args.heldout_seeds) if args.heldout_seeds else None,
             davis=None if args.no_davis else (args.davis or default_root()), sequences=tuple(args.sequences or ()),
             max_frames=args.max_frames, width=args.width, height=args.height, speed_frames=args.speed_frames,
-            rate_hz=args.rate, device=args.device, command=_stemseg_command_line(args))
+            rate_hz=args.rate, device=args.device, command=_command_line(
+                args, ["stemseg", "--weights", str(args.weights)],
+                ("joint", "clips", "frames", "heldout_seeds", "davis", "max_frames", "width", "height",
+                 "speed_frames", "rate", "device", "json", "plot")))
         report = stemseg_report(settings)
     except (ValueError, FileNotFoundError) as e:  # ModelFileError, ReportError, DatasetError, ... are ValueErrors
         print(f"movseg report: error: {e}", file=sys.stderr)
@@ -122,26 +132,11 @@ def _write(report: Any, format_table: Callable, plot_report: Callable, args: arg
     return 0
 
 
-def _stemseg_command_line(args: argparse.Namespace) -> str:
-    """`movseg report stemseg` as given (every option that was set), for the JSON."""
-    parts = ["movseg", "report", "stemseg", "--weights", str(args.weights)]
-    for option in ("joint", "clips", "frames", "heldout_seeds", "davis", "max_frames", "width", "height",
-                   "speed_frames", "rate", "device", "json", "plot"):
-        value = getattr(args, option)
-        if value:
-            parts += [f"--{option.replace('_', '-')}", str(value)]
-    if args.sequences:
-        parts += ["--sequences", *args.sequences]
-    if args.no_davis:
-        parts.append("--no-davis")
-    return shlex.join(parts)
-
-
-def _command_line(args: argparse.Namespace) -> str:
-    """The report's command as given (every option that was set), for the JSON."""
-    parts = ["movseg", "report", "two-stream", "--motion", str(args.motion), "--appearance", str(args.appearance),
-             "--joint", str(args.joint), "--images", str(args.images)]
-    for option in ("heldout_seeds", "dis_preset", "davis", "max_frames", "device", "json", "plot"):
+def _command_line(args: argparse.Namespace, head: list[str], options: tuple[str, ...]) -> str:
+    """`movseg report` with `head` (the report and its required options), then every one of `options` that
+    was set, the DAVIS sequences and --no-davis: the command as given, for the JSON."""
+    parts = ["movseg", "report", *head]
+    for option in options:
         value = getattr(args, option)
         if value:
             parts += [f"--{option.replace('_', '-')}", str(value)]

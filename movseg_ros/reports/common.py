@@ -10,14 +10,18 @@ class ReportError(ValueError):
     """Input the report cannot use (bad seed range, held-out seeds that were trained on); names the file/setting."""
 
 
-def parse_seed_range(text: str, option: str = "--heldout-seeds") -> range:
-    """'LO:HI' -> range(LO, HI) with 0 <= LO < HI; ReportError naming the option otherwise."""
+def parse_seed_range(text: str, option: str = "--heldout-seeds", names: tuple[str, str] = ("LO", "HI")) -> range:
+    """'LO:HI' -> range(LO, HI) with 0 <= LO < HI; ReportError (a ValueError) naming the option otherwise.
+
+    `names` are the two bounds as the option's help spells them (e.g. START, STOP), for the message.
+    """
+    lo_name, hi_name = names
     try:
         lo, hi = (int(x) for x in text.split(":"))
     except ValueError:
-        raise ReportError(f"{option} '{text}' is not LO:HI (two integers)") from None
+        raise ReportError(f"{option} '{text}' is not {lo_name}:{hi_name} (two integers)") from None
     if not 0 <= lo < hi:
-        raise ReportError(f"{option} '{text}' must have 0 <= LO < HI")
+        raise ReportError(f"{option} '{text}' must have 0 <= {lo_name} < {hi_name}")
     return range(lo, hi)
 
 

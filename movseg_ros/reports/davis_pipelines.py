@@ -17,9 +17,11 @@ from typing import Any, Sequence
 import numpy as np
 from tqdm import tqdm
 
+from movseg_ros.datasets import open_dataset
 from movseg_ros.datasets.sequence import VideoSequence
 from movseg_ros.evaluation.sequence_eval import EvalProtocol, combine, jsonable, score_sequence
 from movseg_ros.pipeline import Pipeline, PipelineConfig
+from movseg_ros.reports.common import fmt
 from movseg_ros.sources import stamp_ns
 
 WARMUP_FRAMES = 2  # frames run untimed first (the second one is a two-frame model's first call)
@@ -62,6 +64,16 @@ def first_frames(seq: VideoSequence, n: int) -> VideoSequence:
         return seq
     truth = _FirstTruth(seq.truth, n) if seq.truth is not None else None
     return dataclasses.replace(seq, frame_names=seq.frame_names[:n], frames=_FirstFrames(seq.frames, n), truth=truth)
+
+
+def open_davis(root: Path | None, names: Sequence[str] = (), max_frames: int = 0) -> list[VideoSequence] | None:
+    """The DAVIS sequences under `root` (all, or `names`), each cut to `max_frames` (0: all); None for no root.
+
+    Reports open the data before their long scoring, so that a bad root fails at once.
+    """
+    if root is None:
+        return None
+    return [first_frames(s, max_frames) for s in open_dataset(root, "davis", list(names) or None)]
 
 
 def pipeline_config(name: str, weights: Path | str | None = None, device: str = "cpu") -> PipelineConfig:
@@ -180,3 +192,15 @@ def davis_scores(sequences: Sequence[VideoSequence], configs: dict[str, Pipeline
         out.append(PipelineScore(name, pipeline_settings(config), float(overall["davis_binary"]["J-Mean"]), rows,
                                  total_frames, total_s, warmup))
     return out
+
+
+def davis_table(davis: Sequence[PipelineScore], root: str | None) -> list[str]:
+    """The DAVIS part of a report's text: J per sequence (rows) and pipeline (columns), mean J and frames/s."""
+    names = [row["sequence"] for row in davis[0].sequences] if davis else []
+    lines = [f"DAVIS binary J on {root} (online, every annotated frame, as movseg eval)",
+             f"{'sequence':<20}" + "".join(f"{p.pipeline:>12}" for p in davis)]
+    for i, name in enumerate(names):
+        lines.append(f"{name:<20}" + "".join(f"{p.sequences[i]['J']:>12.3f}" for p in davis))
+    lines.append(f"{'mean J':<20}" + "".join(f"{p.mean_j:>12.3f}" for p in davis))
+    lines.append(f"{'frames/s':<20}" + "".join(f"{fmt(p.fps, 1):>12}" for p in davis))
+    return lines

@@ -15,44 +15,29 @@ from typing import Any
 
 import numpy as np
 
-from movseg_ros.datasets import open_dataset
 from movseg_ros.datasets.sequence import VideoSequence
 from movseg_ros.model_files import ModelFileError
 from movseg_ros.pipeline import PipelineConfig
 from movseg_ros.reports.array_sequence import array_sequence
 from movseg_ros.reports.common import ReportError, resolve_device
-from movseg_ros.reports.davis_pipelines import PipelineScore, davis_scores, first_frames, pipeline_config
+from movseg_ros.reports.davis_pipelines import PipelineScore, davis_scores, open_davis, pipeline_config
 from movseg_ros.reports.heldout_streams import StreamScore, score_streams
 from movseg_ros.reports.pipeline_speed import SpeedRow, pipeline_speed, scene_frames
+from movseg_ros.reports.weights_files import SeedRecord, check_heldout, check_rebuilds, recorded_split
 from movseg_ros.synth.config import SynthConfig
-from movseg_ros.training.common import TrainConfigError
 
 
 @dataclass(frozen=True)
-class WeightsRecord:
+class WeightsRecord(SeedRecord):
     """A weights file's role, path and training record (its meta)."""
 
     role: str  # stem_seg | two_stream
     path: Path
     meta: dict[str, Any] = field(repr=False, compare=False)
 
-    @property
-    def data(self) -> dict[str, Any]:
-        d = self.meta.get("data")
-        return d if isinstance(d, dict) else {}
-
-    def seed_range(self, key: str) -> range | None:
-        value = self.data.get(key)
-        if isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, int) for v in value):
-            return range(value[0], value[1])
-        return None
-
     def to_dict(self) -> dict[str, Any]:
-        train, held = self.seed_range("train_seeds"), self.seed_range("heldout_seeds")
         return {"role": self.role, "path": str(self.path), "iterations": self.meta.get("iterations"),
-                "date": self.meta.get("date"), "command": self.meta.get("command"),
-                "train_seeds": None if train is None else [train.start, train.stop],
-                "heldout_seeds": None if held is None else [held.start, held.stop],
+                "date": self.meta.get("date"), "command": self.meta.get("command"), **self.seed_lists(),
                 "data": {k: self.data.get(k) for k in ("preset", "synth", "size", "clip_length")}}
 
 
@@ -100,52 +85,14 @@ class ClipSplit:
 
 def clip_split(weights: WeightsRecord, frames: int, seeds: range | None = None) -> ClipSplit:
     """The weights' generator settings (meta["data"]) with their held-out seeds, or `seeds` instead."""
-    data = weights.data
-    missing = [k for k in ("preset", "size") if k not in data]
-    if missing:
-        raise ModelFileError(weights.path, f"meta['data'] has no {', '.join(missing)}: the synthetic data it was "
-                                           f"trained on is unknown, so there is no held-out split to score")
-    size = data["size"]
-    if not (isinstance(size, (list, tuple)) and len(size) == 2 and all(isinstance(v, int) for v in size)):
-        raise ModelFileError(weights.path, f"meta['data']['size'] is {size!r}, not [width, height]")
-    clip_length = data.get("clip_length", 8)
+    recorded = recorded_split(weights, seeds)
+    clip_length = weights.data.get("clip_length", 8)
     if not isinstance(clip_length, int):
         raise ModelFileError(weights.path, f"meta['data']['clip_length'] is {clip_length!r}, not an integer")
-    source = "--heldout-seeds"
-    if seeds is None:
-        seeds = weights.seed_range("heldout_seeds")
-        if seeds is None or len(seeds) < 1:
-            raise ModelFileError(weights.path, "meta['data'] has no heldout_seeds [start, stop); give --heldout-seeds")
-        source = f"heldout_seeds of {weights.path}"
-    split = ClipSplit(str(data["preset"]), dict(data.get("synth") or {}), (size[0], size[1]), clip_length, frames,
-                      seeds, source)
-    try:
-        split.synth_config()
-    except (TrainConfigError, ValueError) as e:
-        raise ModelFileError(weights.path, f"meta['data'] with {frames} frames does not rebuild a generator "
-                                           f"config: {e}") from None
+    split = ClipSplit(recorded.preset, recorded.synth, recorded.size, clip_length, frames, recorded.seeds,
+                      recorded.source)
+    check_rebuilds(split, weights.path, f"meta['data'] with {frames} frames")
     return split
-
-
-def check_heldout(split: ClipSplit, files: list[WeightsRecord]) -> list[str]:
-    """ReportError naming the first file whose train_seeds overlap the split's seeds; notes for files whose
-    training seeds are unknown or whose generator settings differ from the split's (different clips)."""
-    notes = []
-    seeds = split.seeds
-    for f in files:
-        train = f.seed_range("train_seeds")
-        if train is None:
-            notes.append(f"{f.role} weights {f.path} record no train_seeds: held-out overlap not checked")
-        elif seeds.start < train.stop and train.start < seeds.stop:
-            raise ReportError(f"held-out seeds {seeds.start}:{seeds.stop} ({split.source}) overlap the train_seeds "
-                              f"{train.start}:{train.stop} of the {f.role} weights {f.path}; the scores would not be "
-                              f"held-out (choose --heldout-seeds outside that range)")
-        theirs = {k: f.data.get(k) for k in ("preset", "synth", "size")}
-        ours = {"preset": split.preset, "synth": split.synth, "size": list(split.size)}
-        if theirs != ours:
-            notes.append(f"{f.role} weights {f.path} were trained on generator settings {theirs}, not the "
-                         f"split's {ours}")
-    return notes
 
 
 def heldout_sequences(split: ClipSplit, clips: int) -> list[VideoSequence]:
@@ -245,10 +192,7 @@ def stemseg_report(settings: StemSegReportSettings) -> StemSegReport:
         files.append(read_joint(settings.joint))
     split = clip_split(files[0], settings.frames, settings.heldout_seeds)
     notes = check_heldout(split, files)
-    sequences = None
-    if settings.davis is not None:  # open the data before the long scoring, so a bad root fails at once
-        sequences = [first_frames(s, settings.max_frames)
-                     for s in open_dataset(settings.davis, "davis", list(settings.sequences) or None)]
+    sequences = open_davis(settings.davis, settings.sequences, settings.max_frames)
     if settings.clips > len(split.seeds):
         notes.append(f"--clips {settings.clips} is more than the {len(split.seeds)} held-out seeds; all are scored")
     configs = report_configs(settings)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from movseg_ros.reports.common import fmt
-from movseg_ros.reports.davis_pipelines import WARMUP_FRAMES
+from movseg_ros.reports.davis_pipelines import WARMUP_FRAMES, davis_table
 from movseg_ros.reports.stemseg import StemSegReport
 
 
@@ -31,13 +31,7 @@ def format_table(report: StemSegReport) -> str:
     lines.append("inst: DAVIS-2017 unsupervised (tracks relabelled 1..K, Hungarian-matched per clip), mean over "
                  "objects; bin J: foreground J-Mean; ID sw: CLEAR id switches summed over the clips")
     if report.davis is not None:
-        names = [row["sequence"] for row in report.davis[0].sequences] if report.davis else []
-        lines.append(f"DAVIS binary J on {report.davis_root} (online, every annotated frame, as movseg eval)")
-        lines.append(f"{'sequence':<20}" + "".join(f"{p.pipeline:>12}" for p in report.davis))
-        for i, name in enumerate(names):
-            lines.append(f"{name:<20}" + "".join(f"{p.sequences[i]['J']:>12.3f}" for p in report.davis))
-        lines.append(f"{'mean J':<20}" + "".join(f"{p.mean_j:>12.3f}" for p in report.davis))
-        lines.append(f"{'frames/s':<20}" + "".join(f"{fmt(p.fps, 1):>12}" for p in report.davis))
+        lines += davis_table(report.davis, report.davis_root)
     if report.speed:
         w, h = report.speed_size
         rate = report.speed[0].rate_hz

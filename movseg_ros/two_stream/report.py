@@ -19,16 +19,17 @@ import numpy as np
 from torch import nn
 from tqdm import tqdm
 
-from movseg_ros.datasets import open_dataset
 from movseg_ros.flow import DIS_PRESETS
-from movseg_ros.model_files import ModelFileError
 from movseg_ros.pipeline import PipelineConfig
 from movseg_ros.reports.common import ReportError, fmt, resolve_device
 from movseg_ros.reports.davis_pipelines import (
-    WARMUP_FRAMES, PipelineScore, davis_scores, first_frames, pipeline_config,
+    WARMUP_FRAMES, PipelineScore, davis_scores, davis_table, open_davis, pipeline_config,
 )
+from movseg_ros.reports.weights_files import (
+    RecordedSplit, SeedRecord, check_rebuilds, recorded_overlap_notes, recorded_split,
+)
+from movseg_ros.reports.weights_files import check_heldout as check_split_seeds
 from movseg_ros.synth.config import SynthConfig
-from movseg_ros.training.common import TrainConfigError
 from movseg_ros.training.detector_loop import DetectorTrainConfig
 from movseg_ros.two_stream.data import SynthDetectionData
 from movseg_ros.two_stream.evaluate import detection_map
@@ -56,7 +57,7 @@ ROWS = (
 
 
 @dataclass(frozen=True)
-class WeightsFile:
+class WeightsFile(SeedRecord):
     """A loaded weights file's identity and training record (from its meta)."""
 
     role: str
@@ -64,31 +65,10 @@ class WeightsFile:
     kind: str
     meta: dict[str, Any] = field(repr=False, compare=False)
 
-    @property
-    def data(self) -> dict[str, Any]:
-        d = self.meta.get("data")
-        return d if isinstance(d, dict) else {}
-
-    @property
-    def coco_trained(self) -> bool:
-        """An appearance model trained on COCO images saw no synthetic clip, so no seed can overlap."""
-        source = self.meta.get("objectness_data")
-        return isinstance(source, dict) and bool(source.get("coco_annotations"))
-
-    def seed_range(self, key: str) -> range | None:
-        value = self.data.get(key)
-        if isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, int) for v in value):
-            return range(value[0], value[1])
-        return None
-
     def to_dict(self) -> dict[str, Any]:
-        train = self.seed_range("train_seeds")
-        held = self.seed_range("heldout_seeds")
         return {"role": self.role, "path": str(self.path), "kind": self.kind, "iterations": self.meta.get("iterations"),
                 "date": self.meta.get("date"), "backbone": (self.meta.get("arch_settings") or {}).get("backbone"),
-                "min_size": self.meta.get("min_size"), "command": self.meta.get("command"),
-                "train_seeds": None if self.coco_trained or train is None else [train.start, train.stop],
-                "heldout_seeds": None if held is None else [held.start, held.stop],
+                "min_size": self.meta.get("min_size"), "command": self.meta.get("command"), **self.seed_lists(),
                 "data": {k: self.data.get(k) for k in ("preset", "synth", "size")},
                 "objectness_data": self.meta.get("objectness_data")}
 
@@ -111,14 +91,8 @@ def read_weights(path: Path | str, role: str) -> tuple[nn.Module, WeightsFile]:
 
 
 @dataclass(frozen=True)
-class HeldoutSplit:
+class HeldoutSplit(RecordedSplit):
     """The synthetic generator settings and clip seeds scored (the joint weights' held-out split by default)."""
-
-    preset: str
-    synth: dict[str, Any]
-    size: tuple[int, int]  # (width, height)
-    seeds: range
-    source: str  # where the seeds came from
 
     def synth_config(self) -> SynthConfig:
         """The generator config, rebuilt exactly as training's DetectorTrainConfig.synth_config()."""
@@ -132,58 +106,17 @@ class HeldoutSplit:
 
 def heldout_split(joint: WeightsFile, seeds: range | None = None) -> HeldoutSplit:
     """The joint weights' generator settings (meta["data"]) and held-out seeds, or `seeds` instead."""
-    data = joint.data
-    missing = [k for k in ("preset", "size") if k not in data]
-    if missing:
-        raise ModelFileError(joint.path, f"meta['data'] has no {', '.join(missing)}: the synthetic data it was "
-                                         f"trained on is unknown, so there is no held-out split to score")
-    size = data["size"]
-    if not (isinstance(size, (list, tuple)) and len(size) == 2):
-        raise ModelFileError(joint.path, f"meta['data']['size'] is {size!r}, not [width, height]")
-    source = "--heldout-seeds"
-    if seeds is None:
-        seeds = joint.seed_range("heldout_seeds")
-        if seeds is None or len(seeds) < 1:
-            raise ModelFileError(joint.path, "meta['data'] has no heldout_seeds [start, stop); give --heldout-seeds")
-        source = f"heldout_seeds of {joint.path}"
-    split = HeldoutSplit(str(data["preset"]), dict(data.get("synth") or {}), (int(size[0]), int(size[1])), seeds, source)
-    try:
-        split.synth_config()
-    except (TrainConfigError, ValueError) as e:
-        raise ModelFileError(joint.path, f"meta['data'] does not rebuild a generator config: {e}") from None
+    recorded = recorded_split(joint, seeds)
+    split = HeldoutSplit(recorded.preset, recorded.synth, recorded.size, recorded.seeds, recorded.source)
+    check_rebuilds(split, joint.path)
     return split
 
 
 def check_heldout(split: HeldoutSplit, files: Sequence[WeightsFile]) -> list[str]:
     """ReportError naming the first file whose training seeds overlap the scored split; returns notes for
-    files whose training seeds cannot be checked or whose generator settings differ from the split's."""
-    notes = []
-    seeds = split.seeds
-    for f in files:
-        if f.coco_trained:
-            notes.append(f"{f.role} weights {f.path} were trained on COCO images: no synthetic seeds to overlap")
-            continue
-        train = f.seed_range("train_seeds")
-        if train is None:
-            notes.append(f"{f.role} weights {f.path} record no train_seeds: held-out overlap not checked")
-        elif seeds.start < train.stop and train.start < seeds.stop:
-            raise ReportError(f"held-out seeds {seeds.start}:{seeds.stop} ({split.source}) overlap the train_seeds "
-                              f"{train.start}:{train.stop} of the {f.role} weights {f.path}; the scores would not be "
-                              f"held-out (choose --heldout-seeds outside every file's training range)")
-        theirs = {k: f.data.get(k) for k in ("preset", "synth", "size")}
-        ours = {"preset": split.preset, "synth": split.synth, "size": list(split.size)}
-        if not f.coco_trained and theirs != ours:
-            notes.append(f"{f.role} weights {f.path} were trained on other generator settings {theirs} "
-                         f"than the split's {ours}")
-    for f in files:  # the files' own held-out ranges (not scored here) against each other's training seeds
-        held = f.seed_range("heldout_seeds")
-        for g in files:
-            train = None if g.coco_trained else g.seed_range("train_seeds")
-            if held is not None and train is not None and held.start < train.stop and train.start < held.stop:
-                notes.append(f"the heldout_seeds {held.start}:{held.stop} recorded in the {f.role} weights overlap "
-                             f"the train_seeds {train.start}:{train.stop} of the {g.role} weights (not the split "
-                             f"scored here)")
-    return notes
+    files whose training seeds cannot be checked or whose generator settings differ from the split's, and
+    for any file's own recorded held-out range that another file trained on."""
+    return check_split_seeds(split, files) + recorded_overlap_notes(files)
 
 
 @dataclass
@@ -283,10 +216,7 @@ def two_stream_report(settings: ReportSettings) -> TwoStreamReport:
     files = [models[role][1] for role in ("motion", "appearance", "joint")]
     split = heldout_split(models["joint"][1], settings.heldout_seeds)
     notes = check_heldout(split, files)
-    sequences = None
-    if settings.davis is not None:  # open the data before the long scoring, so a bad root fails at once
-        sequences = [first_frames(s, settings.max_frames)
-                     for s in open_dataset(settings.davis, "davis", list(settings.sequences) or None)]
+    sequences = open_davis(settings.davis, settings.sequences, settings.max_frames)
     if settings.images > len(split.seeds):
         notes.append(f"--images {settings.images} is more than the {len(split.seeds)} held-out seeds; all are scored")
     rows = score_ablation(split, models, settings.images, settings.device, settings.dis_preset)
@@ -314,13 +244,7 @@ def format_table(report: TwoStreamReport) -> str:
                      f"{r.weights}")
     lines.append("labels: moving = only moving objects are the class (seed 000's task); objects = every object")
     if report.davis is not None:
-        names = [row["sequence"] for row in report.davis[0].sequences] if report.davis else []
-        lines.append(f"DAVIS binary J on {report.davis_root} (online, every annotated frame, as movseg eval)")
-        lines.append(f"{'sequence':<20}" + "".join(f"{p.pipeline:>12}" for p in report.davis))
-        for i, name in enumerate(names):
-            lines.append(f"{name:<20}" + "".join(f"{p.sequences[i]['J']:>12.3f}" for p in report.davis))
-        lines.append(f"{'mean J':<20}" + "".join(f"{p.mean_j:>12.3f}" for p in report.davis))
-        lines.append(f"{'frames/s':<20}" + "".join(f"{p.fps:>12.1f}" for p in report.davis))
+        lines += davis_table(report.davis, report.davis_root)
         lines.append(f"frames/s: inside Pipeline.process over all {report.davis[0].frames if report.davis else 0} "
                      f"frames after a {WARMUP_FRAMES}-frame warm-up (decoding excluded); two_stream eager "
                      f"on {report.davis[0].settings.get('two_stream', {}).get('device', '-') if report.davis else '-'}")
