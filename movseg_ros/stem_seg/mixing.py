@@ -84,8 +84,8 @@ def full_variances(raw: Tensor, mixing: str, free_std: float = FREE_STD) -> Tens
     mixing's non-free dims ([x, y] or [x, y, t]); variance = exp(clamp(raw, -20, 20)). `raw` may instead have all E
     channels, in which case the free channels are ignored. The free dimensions get free_std**2 (not learned, §3.2).
     """
-    free = free_mask(mixing).to(raw.device)
-    e, p = free.numel(), int((~free).sum())
+    # the non-free dims are the first p; python ints (no tensor-to-int), so torch.compile sees one graph
+    e, p = embedding_dims(mixing), predicted_dims(mixing)
     if raw.dim() != 4 or raw.shape[0] not in (p, e):
         raise ValueError(
             f"full_variances: raw must be ({p}, T, H, W) or ({e}, T, H, W) for mixing '{mixing}', "
@@ -93,8 +93,7 @@ def full_variances(raw: Tensor, mixing: str, free_std: float = FREE_STD) -> Tens
         )
     if not free_std > 0:
         raise ValueError(f"full_variances: free_std must be > 0, got {free_std}")
-    predicted = raw if raw.shape[0] == p else raw[~free]
-    learned = torch.exp(predicted.clamp(*LOG_VAR_CLAMP))
-    out = torch.full((e, *raw.shape[1:]), free_std**2, dtype=raw.dtype, device=raw.device)
-    out = out.index_copy(0, torch.nonzero(~free).flatten(), learned)
+    learned = torch.exp(raw[:p].clamp(*LOG_VAR_CLAMP))
+    fixed = torch.full((e - p, *raw.shape[1:]), free_std**2, dtype=raw.dtype, device=raw.device)
+    out = torch.cat([learned, fixed], 0)
     return out
