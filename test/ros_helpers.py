@@ -47,3 +47,28 @@ class RosHarness(node_session.StreamClient):
 def init_rclpy(domain_id: int) -> None:
     """rclpy in this process on the test domain (the environment is read at init)."""
     node_session.init_rclpy(ros_env(domain_id))
+
+
+def stop_cleanly(node: NodeProcess, harness: RosHarness) -> tuple[int, str]:
+    """Close the client, stop the node; its exit code and log (the node process is always cleaned up)."""
+    harness.close()
+    try:
+        code = node.stop(timeout=15.0)
+        return code, node.log()
+    finally:
+        node.close()
+
+
+def assert_refuses_corrupt_weights(start, good: Path, folder: Path) -> None:
+    """`start(weights_path)` with a truncated copy of `good`: exit 2, one line naming the file, no traceback."""
+    bad = folder / "corrupt.pt"
+    bad.write_bytes(good.read_bytes()[:4096])
+    node = start(str(bad))
+    try:
+        code = node.wait_exit(60)
+        log = node.log()
+    finally:
+        node.close()
+    assert code == 2, log
+    assert "bad parameter" in log and str(bad) in log and "corrupt or truncated" in log, log
+    assert "Traceback" not in log, log

@@ -11,7 +11,7 @@ from movseg_ros.ros.image_codec import decode_label_map, stamp_ns_of  # noqa: E4
 from movseg_ros.ros.tracks_msg import tracks_from_cloud  # noqa: E402
 from movseg_ros.synth.clip import generate_clip  # noqa: E402
 from movseg_ros.synth.config import preset  # noqa: E402
-from ros_helpers import NodeProcess, RosHarness  # noqa: E402
+from ros_helpers import NodeProcess, RosHarness, assert_refuses_corrupt_weights, stop_cleanly  # noqa: E402
 
 pytestmark = [pytest.mark.ros]
 
@@ -53,23 +53,10 @@ def test_two_stream_node_answers_every_frame_with_its_header_in_order(node_env, 
         diag = ros.wait_diagnostics(lambda d: d.get("frames processed") == str(FRAMES), timeout=30.0)
         assert diag.get("pipeline") == "two_stream" and diag.get("frames dropped") == "0"
     finally:
-        ros.close()
-        code = node.stop(timeout=15.0)
-        log = node.log()
-        node.close()
+        code, log = stop_cleanly(node, ros)
     assert code == 0, log
 
 
 @pytest.mark.timeout(120)
 def test_two_stream_node_refuses_a_corrupt_weights_file(node_env, tmp_path, tiny_two_stream) -> None:
-    bad = tmp_path / "corrupt.pt"
-    bad.write_bytes(tiny_two_stream.joint.read_bytes()[:4096])
-    node = _start(node_env, str(bad))
-    try:
-        code = node.wait_exit(60)
-        log = node.log()
-    finally:
-        node.close()
-    assert code == 2, log
-    assert "bad parameter" in log and str(bad) in log and "corrupt or truncated" in log, log
-    assert "Traceback" not in log, log
+    assert_refuses_corrupt_weights(lambda weights: _start(node_env, weights), tiny_two_stream.joint, tmp_path)

@@ -234,3 +234,37 @@ class StepBatches:
         for step in range(self.start, self.stop):
             base = (step * self.world + self.rank) * self.batch
             yield [(base + j) % self.length for j in range(self.batch)]
+
+
+def save_training_state(path: Path, tag: tuple[str, str], model: torch.nn.Module, optimizer: Any, scheduler: Any,
+                        step: int, elapsed: float, config: dict[str, Any]) -> None:
+    """The resumable state of a run (model, optimiser, schedule, step, RNG, plain config), written atomically;
+    `tag` = (key, value) names what it belongs to (("arch", "raft_small"), ("stage", "motion"), ...)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save({tag[0]: tag[1], "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "step": step, "elapsed": elapsed, "config": config,
+                "rng": rng_state()}, tmp)
+    tmp.replace(path)
+
+
+def resume_training_state(path: Path, tag: tuple[str, str], iterations: int, model: torch.nn.Module, optimizer: Any,
+                          scheduler: Any, device: torch.device) -> tuple[int, float]:
+    """Load what save_training_state wrote into the run's objects; (step, elapsed seconds). TrainConfigError for
+    no checkpoint, another run's (tag), or another length (the learning-rate schedule is fixed by it)."""
+    if not path.exists():
+        raise TrainConfigError(f"resume: no checkpoint {path} to resume from")
+    state = torch.load(path, map_location=device, weights_only=True)
+    key, value = tag
+    if state.get(key) != value:
+        raise TrainConfigError(f"resume: checkpoint {path} is for {key} '{state.get(key)}', not '{value}'")
+    planned = state.get("config", {}).get("iterations")
+    if planned != iterations:
+        raise TrainConfigError(f"resume: checkpoint {path} belongs to a run of {planned} iterations, not "
+                               f"{iterations} (the learning-rate schedule is fixed by it; split a run "
+                               f"with stop_after instead)")
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    set_rng_state(state["rng"])  # the data need none: a step's batch is a function of the step
+    return int(state["step"]), float(state.get("elapsed", 0.0))

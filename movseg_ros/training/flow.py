@@ -26,8 +26,8 @@ from movseg_ros.learned_flow.raft import ARCHS, MIN_SIDE, build_raft
 from movseg_ros.model_files import save_checkpoint
 from movseg_ros.synth.config import PRESETS, SynthConfig, preset
 from movseg_ros.training.common import (DistContext, MetricsLog, StepBatches, TrainConfigError, cleanup_distributed,
-                                        mean_across, plot_metrics, read_metrics, rng_state, seed_everything, set_rng_state,
-                                        setup_distributed)
+                                        mean_across, plot_metrics, read_metrics, resume_training_state,
+                                        save_training_state, seed_everything, setup_distributed)
 
 CHECKPOINT = "checkpoint_last.pt"
 METRICS = "metrics.jsonl"
@@ -131,21 +131,8 @@ def _train(config: FlowTrainConfig, ctx: DistContext, command: str) -> dict[str,
         cycle_momentum=False, anneal_strategy="linear")
     start, elapsed_before = 0, 0.0
     if config.resume:
-        if not ckpt_path.exists():
-            raise TrainConfigError(f"resume: no checkpoint {ckpt_path} to resume from")
-        state = torch.load(ckpt_path, map_location=ctx.device, weights_only=True)
-        if state.get("arch") != config.arch:
-            raise TrainConfigError(f"resume: checkpoint {ckpt_path} is for '{state.get('arch')}', not '{config.arch}'")
-        planned = state.get("config", {}).get("iterations")
-        if planned != config.iterations:
-            raise TrainConfigError(f"resume: checkpoint {ckpt_path} belongs to a run of {planned} iterations, not "
-                                   f"{config.iterations} (the learning-rate schedule is fixed by it; split a run "
-                                   f"with stop_after instead)")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        set_rng_state(state["rng"])  # (the data need none: a step's batch is a function of the step)
-        start, elapsed_before = int(state["step"]), float(state.get("elapsed", 0.0))
+        start, elapsed_before = resume_training_state(ckpt_path, ("arch", config.arch), config.iterations, model,
+                                                      optimizer, scheduler, ctx.device)
     else:
         seed_everything(config.seed + ctx.rank)
     net = DistributedDataParallel(model) if ctx.distributed else model
@@ -196,7 +183,8 @@ def _train(config: FlowTrainConfig, ctx: DistContext, command: str) -> dict[str,
                 if record:
                     log.write(record)
                     model.train()
-                _save_state(ckpt_path, config, model, optimizer, scheduler, step, last["elapsed"])
+                save_training_state(ckpt_path, ("arch", config.arch), model, optimizer, scheduler, step, last["elapsed"],
+                                    _plain(config))
     bar.close()
     summary: dict[str, Any] = {"step": step, "out_dir": str(out)}
     if ctx.is_main:
@@ -225,16 +213,6 @@ def _train(config: FlowTrainConfig, ctx: DistContext, command: str) -> dict[str,
         }
         summary["weights"] = str(save_checkpoint(config.export_path(), config.arch, model, meta))
     return summary
-
-
-def _save_state(path: Path, config: FlowTrainConfig, model: torch.nn.Module, optimizer, scheduler, step: int,
-                elapsed: float) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save({"arch": config.arch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "step": step, "elapsed": elapsed, "config": _plain(config),
-                "rng": rng_state()}, tmp)
-    tmp.replace(path)
 
 
 def _plain(config: FlowTrainConfig) -> dict[str, Any]:

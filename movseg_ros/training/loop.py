@@ -26,8 +26,8 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from movseg_ros.training.common import (DistContext, MetricsLog, TrainConfigError, cleanup_distributed, mean_across,
-                                        plot_metrics, read_metrics, rng_state, seed_everything, set_rng_state,
-                                        setup_distributed)
+                                        plot_metrics, read_metrics, resume_training_state, save_training_state,
+                                        seed_everything, setup_distributed)
 
 CHECKPOINT = "checkpoint_last.pt"
 METRICS = "metrics.jsonl"
@@ -159,7 +159,8 @@ def _train(config: LoopConfig, plan: StagePlan, ctx: DistContext, command: str) 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config))
     start, elapsed_before = 0, 0.0
     if config.resume:
-        start, elapsed_before = _resume(ckpt_path, config, plan, model, optimizer, scheduler, ctx)
+        start, elapsed_before = resume_training_state(ckpt_path, ("stage", plan.stage), config.iterations, model,
+                                                      optimizer, scheduler, ctx.device)
     else:
         seed_everything(config.seed + ctx.rank)
     net = DistributedDataParallel(model, find_unused_parameters=True) if ctx.distributed else model
@@ -213,7 +214,8 @@ def _train(config: LoopConfig, plan: StagePlan, ctx: DistContext, command: str) 
                     assert plan.score is not None
                     log.write({"step": step, **plan.score(model, val_items, ctx.device)})
                     _set_train(model, plan.frozen)
-                _save_state(ckpt_path, config, plan, model, optimizer, scheduler, step, record["elapsed"])
+                save_training_state(ckpt_path, ("stage", plan.stage), model, optimizer, scheduler, step,
+                                    record["elapsed"], plain(config))
     bar.close()
     summary: dict[str, Any] = {"stage": plan.stage, "step": step, "out_dir": str(out)}
     if ctx.is_main:
@@ -225,35 +227,6 @@ def _set_train(model: nn.Module, frozen: list[nn.Module]) -> None:
     model.train()
     for module in frozen:
         module.eval()
-
-
-def _resume(path: Path, config: LoopConfig, plan: StagePlan, model: nn.Module, optimizer, scheduler,
-            ctx: DistContext) -> tuple[int, float]:
-    if not path.exists():
-        raise TrainConfigError(f"resume: no checkpoint {path} to resume from")
-    state = torch.load(path, map_location=ctx.device, weights_only=True)
-    if state.get("stage") != plan.stage:
-        raise TrainConfigError(f"resume: checkpoint {path} is of stage '{state.get('stage')}', not '{plan.stage}'")
-    planned = state.get("config", {}).get("iterations")
-    if planned != config.iterations:
-        raise TrainConfigError(f"resume: checkpoint {path} belongs to a run of {planned} iterations, not "
-                               f"{config.iterations} (the learning-rate schedule is fixed by it; split a run "
-                               f"with stop_after instead)")
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    set_rng_state(state["rng"])
-    return int(state["step"]), float(state.get("elapsed", 0.0))
-
-
-def _save_state(path: Path, config: LoopConfig, plan: StagePlan, model: nn.Module, optimizer, scheduler,
-                step: int, elapsed: float) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save({"stage": plan.stage, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "step": step, "elapsed": elapsed, "config": plain(config),
-                "rng": rng_state()}, tmp)
-    tmp.replace(path)
 
 
 def _finish(config: LoopConfig, plan: StagePlan, model: nn.Module, ctx: DistContext, command: str,
