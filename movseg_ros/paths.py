@@ -28,3 +28,8 @@ def config_file(name: str = "segment.yaml") -> Path:
     if not path.is_file():
         raise FileNotFoundError(f"config file {path} not found (is movseg_ros installed?)")
     return path
+
+
+def weights_file(setting: str, shipped: str) -> Path:
+    """A weights setting as a path: the given file, or "" for the package's shipped models/`shipped`."""
+    return Path(setting) if setting else share_dir() / "models" / shipped

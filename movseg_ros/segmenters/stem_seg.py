@@ -19,7 +19,7 @@ import numpy as np
 from movseg_ros.bench.stage_clock import StageClock, timed
 from movseg_ros.clip_buffer import ClipBuffer
 from movseg_ros.frame import Frame
-from movseg_ros.paths import share_dir
+from movseg_ros.paths import weights_file
 from movseg_ros.segmenters.base import Detection, SegmenterResult, check_runtime_settings, resize_to_width
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ class StemSegConfig:
         check_runtime_settings("stem_seg", self.device, self.accelerator, self.precision)
 
     def weights_path(self) -> Path:
-        return Path(self.weights) if self.weights else share_dir() / "models" / DEFAULT_WEIGHTS
+        return weights_file(self.weights, DEFAULT_WEIGHTS)
 
 
 class StemSegSegmenter:

@@ -104,6 +104,44 @@ def _coerce(value: Any, hint: Any) -> Any:
 
 
 @dataclass(frozen=True)
+class RunSettings:
+    """How a training run is driven, whatever it trains: where it writes, checkpoints, resume, device, threads,
+    data workers. Every stage's config extends it (and calls its checks)."""
+
+    checkpoint_every: int = 200
+    out_dir: str = "out/train"
+    export: str = ""  # final weights file (default: the stage's name in out_dir)
+    seed: int = 0
+    resume: bool = False
+    device: str = "cpu"  # cpu | cuda | auto
+    threads: int = 0  # torch.set_num_threads (0: torch's default)
+    num_workers: int = 0  # DataLoader worker processes making data
+    stop_after: int = 0  # end this invocation after this step (checkpointed; resume goes on); 0: run to the end
+
+    def __post_init__(self) -> None:
+        self.need(self.checkpoint_every >= 1, "checkpoint_every", f"must be >= 1, got {self.checkpoint_every}")
+        for name in ("threads", "num_workers", "stop_after"):
+            self.need(getattr(self, name) >= 0, name, f"must be >= 0, got {getattr(self, name)}")
+        self.need(self.device in ("cpu", "cuda", "auto"), "device", f"'{self.device}' is not one of cpu, cuda, auto")
+
+    def need(self, ok: bool, name: str, message: str) -> None:
+        if not ok:
+            raise TrainConfigError(f"training setting {name} {message}")
+
+
+def check_seed_ranges(config: Any, scored: str) -> None:
+    """config.train_seeds and config.heldout_seeds are ranges [start, stop) that do not overlap, and the held-out
+    range has room for the `scored` setting's count of validation items."""
+    for name in ("train_seeds", "heldout_seeds"):
+        lo, hi = getattr(config, name)
+        config.need(0 <= lo < hi, name, f"must be a range [start, stop) with 0 <= start < stop, got {(lo, hi)}")
+    (a, b), (c, d) = config.train_seeds, config.heldout_seeds
+    config.need(b <= c or d <= a, "heldout_seeds", f"{(c, d)} overlaps train_seeds {(a, b)}")
+    count = getattr(config, scored)
+    config.need(count <= d - c, scored, f"{count} is more than the {d - c} held-out seeds")
+
+
+@dataclass(frozen=True)
 class DistContext:
     """This process's place in a (possibly one-process) training run."""
 

@@ -12,7 +12,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from movseg_ros.synth.config import PRESETS, SynthConfig, preset
-from movseg_ros.training.common import TrainConfigError
+from movseg_ros.training.common import TrainConfigError, check_seed_ranges
 from movseg_ros.training.loop import LoopConfig, StagePlan, train_stage
 from movseg_ros.two_stream.arch import ArchError, DetectorArch
 from movseg_ros.two_stream.data import collate
@@ -47,7 +47,7 @@ class DetectorTrainConfig(LoopConfig):
         need(isinstance(self.synth, dict), "synth", f"must be a mapping of generator settings, got {self.synth!r}")
         self.synth_config()
         need(min(self.size) >= 32, "size", f"must be at least 32 px a side, got {self.size}")
-        check_seed_ranges(self)
+        check_seed_ranges(self, "val_images")
 
     def detector_arch(self) -> DetectorArch:
         return DetectorArch.from_dict(dict(self.arch))
@@ -58,16 +58,6 @@ class DetectorTrainConfig(LoopConfig):
 
     def export_path(self, stage: str) -> Path:
         return Path(self.export) if self.export else Path(self.out_dir) / f"{stage}_{self.detector_arch().backbone}.pt"
-
-
-def check_seed_ranges(config: Any) -> None:
-    """train_seeds and heldout_seeds are ranges that do not overlap, with room for val_images."""
-    for name in ("train_seeds", "heldout_seeds"):
-        lo, hi = getattr(config, name)
-        config.need(0 <= lo < hi, name, f"must be a range [start, stop) with 0 <= start < stop, got {(lo, hi)}")
-    (a, b), (c, d) = config.train_seeds, config.heldout_seeds
-    config.need(b <= c or d <= a, "heldout_seeds", f"{(c, d)} overlaps train_seeds {(a, b)}")
-    config.need(config.val_images <= d - c, "val_images", f"{config.val_images} is more than the {d - c} held-out seeds")
 
 
 def _detector_losses(net: nn.Module, batch: dict[str, Any], device: torch.device) -> dict[str, torch.Tensor]:

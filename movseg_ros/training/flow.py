@@ -25,9 +25,10 @@ from movseg_ros.learned_flow.loss import end_point_error, sequence_loss
 from movseg_ros.learned_flow.raft import ARCHS, MIN_SIDE, build_raft
 from movseg_ros.model_files import save_checkpoint
 from movseg_ros.synth.config import PRESETS, SynthConfig, preset
-from movseg_ros.training.common import (DistContext, MetricsLog, StepBatches, TrainConfigError, cleanup_distributed,
-                                        mean_across, plot_metrics, read_metrics, resume_training_state,
-                                        save_training_state, seed_everything, setup_distributed)
+from movseg_ros.training.common import (DistContext, MetricsLog, RunSettings, StepBatches, TrainConfigError,
+                                        check_seed_ranges, cleanup_distributed, mean_across, plot_metrics,
+                                        read_metrics, resume_training_state, save_training_state, seed_everything,
+                                        setup_distributed)
 
 CHECKPOINT = "checkpoint_last.pt"
 METRICS = "metrics.jsonl"
@@ -35,8 +36,8 @@ PLOT = "metrics.png"
 
 
 @dataclass(frozen=True)
-class FlowTrainConfig:
-    """Everything a flow training run is fixed by."""
+class FlowTrainConfig(RunSettings):
+    """Everything a flow training run is fixed by (with the run settings every stage has)."""
 
     arch: str = "raft_small"
     iterations: int = 1000  # optimiser steps
@@ -55,26 +56,15 @@ class FlowTrainConfig:
     train_seeds: tuple[int, int] = (0, 100000)  # clip seeds [start, stop) drawn for training
     heldout_seeds: tuple[int, int] = (100000, 100050)  # held-out clip seeds [start, stop): never trained on
     val_pairs: int = 8  # held-out pairs scored at every checkpoint (0: none)
-    checkpoint_every: int = 200
-    out_dir: str = "out/train/flow"
-    export: str = ""  # final weights file (default: <out_dir>/<arch>_synth.pt)
-    seed: int = 0
-    resume: bool = False
-    device: str = "cpu"  # cpu | cuda | auto
-    threads: int = 0  # torch.set_num_threads (0: torch's default)
-    num_workers: int = 0  # DataLoader worker processes generating clips
-    stop_after: int = 0  # end this invocation after this step (checkpointed; resume goes on); 0: run to the end
+    out_dir: str = "out/train/flow"  # final weights default to <out_dir>/<arch>_synth.pt
 
     def __post_init__(self) -> None:
-        def need(ok: bool, name: str, message: str) -> None:
-            if not ok:
-                raise TrainConfigError(f"flow training setting {name} {message}")
-
+        super().__post_init__()
+        need = self.need
         need(self.arch in ARCHS, "arch", f"'{self.arch}' is not one of {', '.join(ARCHS)}")
-        for name in ("iterations", "batch_size", "num_flow_updates", "checkpoint_every"):
+        for name in ("iterations", "batch_size", "num_flow_updates"):
             need(getattr(self, name) >= 1, name, f"must be >= 1, got {getattr(self, name)}")
-        for name in ("val_pairs", "threads", "num_workers", "stop_after"):
-            need(getattr(self, name) >= 0, name, f"must be >= 0, got {getattr(self, name)}")
+        need(self.val_pairs >= 0, "val_pairs", f"must be >= 0, got {self.val_pairs}")
         need(self.lr > 0, "lr", f"must be > 0, got {self.lr}")
         need(self.weight_decay >= 0, "weight_decay", f"must be >= 0, got {self.weight_decay}")
         need(0 < self.pct_start < 1, "pct_start", f"must be in (0, 1), got {self.pct_start}")
@@ -90,13 +80,7 @@ class FlowTrainConfig:
         if self.crop is not None:
             need(self.crop[0] <= self.size[0] and self.crop[1] <= self.size[1], "crop",
                  f"{self.crop} is larger than size {self.size}")
-        for name in ("train_seeds", "heldout_seeds"):
-            lo, hi = getattr(self, name)
-            need(0 <= lo < hi, name, f"must be a range [start, stop) with 0 <= start < stop, got {(lo, hi)}")
-        (a, b), (c, d) = self.train_seeds, self.heldout_seeds
-        need(b <= c or d <= a, "heldout_seeds", f"{(c, d)} overlaps train_seeds {(a, b)}")
-        need(self.val_pairs <= d - c, "val_pairs", f"{self.val_pairs} is more than the {d - c} held-out seeds")
-        need(self.device in ("cpu", "cuda", "auto"), "device", f"'{self.device}' is not one of cpu, cuda, auto")
+        check_seed_ranges(self, "val_pairs")
 
     def synth_config(self) -> SynthConfig:
         changes = {k: tuple(v) if isinstance(v, list) else v for k, v in self.synth.items()}

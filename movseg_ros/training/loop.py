@@ -25,8 +25,8 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from movseg_ros.training.common import (DistContext, MetricsLog, TrainConfigError, cleanup_distributed, mean_across,
-                                        plot_metrics, read_metrics, resume_training_state, save_training_state,
+from movseg_ros.training.common import (DistContext, MetricsLog, RunSettings, TrainConfigError, cleanup_distributed,
+                                        mean_across, plot_metrics, read_metrics, resume_training_state, save_training_state,
                                         seed_everything, setup_distributed)
 
 CHECKPOINT = "checkpoint_last.pt"
@@ -36,8 +36,8 @@ OPTIMIZERS = ("sgd", "adamw")
 
 
 @dataclass(frozen=True)
-class LoopConfig:
-    """Settings every network stage has; each stage's config adds its own."""
+class LoopConfig(RunSettings):
+    """The run's settings plus the optimiser's, shared by every network stage; each stage's config adds its own."""
 
     iterations: int = 1000  # optimiser steps
     batch_size: int = 2  # items per step and process
@@ -48,32 +48,20 @@ class LoopConfig:
     warmup: int = 100  # steps of linear warm-up from lr / 10, then cosine decay to 0
     grad_clip: float = 10.0
     val_images: int = 16  # held-out items scored at every checkpoint (0: none)
-    checkpoint_every: int = 200
     out_dir: str = "out/train/stage"
-    export: str = ""  # final weights file (default: the stage's name in out_dir)
-    seed: int = 0
-    resume: bool = False
-    device: str = "cpu"  # cpu | cuda | auto
-    threads: int = 0  # torch.set_num_threads (0: torch's default)
-    num_workers: int = 0  # DataLoader worker processes making data
-    stop_after: int = 0  # end this invocation after this step (checkpointed; resume goes on); 0: run to the end
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         need = self.need
-        for name in ("iterations", "batch_size", "checkpoint_every"):
+        for name in ("iterations", "batch_size"):
             need(getattr(self, name) >= 1, name, f"must be >= 1, got {getattr(self, name)}")
-        for name in ("warmup", "val_images", "threads", "num_workers", "stop_after"):
+        for name in ("warmup", "val_images"):
             need(getattr(self, name) >= 0, name, f"must be >= 0, got {getattr(self, name)}")
         need(self.optimizer in OPTIMIZERS, "optimizer", f"'{self.optimizer}' is not one of {', '.join(OPTIMIZERS)}")
         need(self.lr > 0, "lr", f"must be > 0, got {self.lr}")
         need(0 <= self.momentum < 1, "momentum", f"must be in [0, 1), got {self.momentum}")
         need(self.weight_decay >= 0, "weight_decay", f"must be >= 0, got {self.weight_decay}")
         need(self.grad_clip > 0, "grad_clip", f"must be > 0, got {self.grad_clip}")
-        need(self.device in ("cpu", "cuda", "auto"), "device", f"'{self.device}' is not one of cpu, cuda, auto")
-
-    def need(self, ok: bool, name: str, message: str) -> None:
-        if not ok:
-            raise TrainConfigError(f"training setting {name} {message}")
 
 
 Losses = Callable[[nn.Module, dict[str, Any], torch.device], dict[str, torch.Tensor]]

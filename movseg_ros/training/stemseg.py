@@ -20,8 +20,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from movseg_ros.synth.config import PRESETS, SynthConfig, preset
-from movseg_ros.training.common import TrainConfigError
-from movseg_ros.training.detector_loop import check_seed_ranges
+from movseg_ros.training.common import TrainConfigError, check_seed_ranges
 from movseg_ros.training.loop import LoopConfig, StagePlan, train_stage
 
 TERMS = ("embedding", "smoothness", "seediness")
@@ -73,7 +72,7 @@ class StemSegTrainConfig(LoopConfig):
         need(self.video_weight == 0 or bool(self.video_root), "video_root", "is needed when video_weight > 0")
         need(bool(self.coco_annotations) == bool(self.coco_images), "coco_annotations/coco_images",
              "go together (both or neither)")
-        check_seed_ranges(self)
+        check_seed_ranges(self, "val_images")
 
     def stemseg_arch(self):
         from movseg_ros.stem_seg.network import StemSegArch
