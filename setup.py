@@ -36,7 +36,7 @@ setup(
         "ros": ["ros-rclpy[fastrtps]", "ros-sensor-msgs", "ros-std-msgs", "ros-diagnostic-msgs", "ros-builtin-interfaces"],
         "test": ["pytest>=7", "pytest-timeout>=2"],
         # exact pins: an unpinned torch pulls the newest release, which torchvision's ops do not match
-        "ml": ["torch==2.14.1", "torchvision==0.29.1"],
+        "ml": ["torch==2.14.1", "torchvision==0.29.1", "onnxruntime>=1.17,<1.26"],
     },
     zip_safe=True,
     maintainer="movseg_ros developers",

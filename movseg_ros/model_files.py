@@ -8,6 +8,7 @@ and shapes instead of by its recorded arch.
 from __future__ import annotations
 
 import pickle
+import struct
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,7 @@ def load_checkpoint(path: Path | str, expected_arch: str) -> dict[str, Any]:
                                        f"loader ({unsafe})") from None
         raise ModelFileError(path, f"not a readable torch file (corrupt or truncated?): {_first_line(e)}") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, KeyError,
-            AttributeError, IndexError) as e:
+            AttributeError, IndexError, AssertionError, TypeError, struct.error) as e:
         raise ModelFileError(path, f"not a readable torch file (corrupt or truncated?): {_first_line(e)}") from None
     if not isinstance(data, dict):
         raise ModelFileError(path, f"expected a checkpoint or a state dict, got a {type(data).__name__}")

@@ -39,7 +39,7 @@ from movseg_ros.segmenters.two_stream import TwoStreamConfig
 
 PIPELINES = ("geometric", "raft", "two_stream", "stem_seg")
 DEFAULT_PIPELINES = ("geometric", "raft")  # plus two_stream and stem_seg when their weights files exist
-GEOMETRIC_STAGES = ["flow", "ego_motion", "segmentation", "tracking", "total"]
+GEOMETRIC_STAGES = ["flow", "ego_motion", "saliency", "segmentation", "tracking", "total"]
 RAFT_STAGES = ["prepare", "network", "finish", "total"]
 TWO_STREAM_STAGES = ["flow", "network", "masks", "tracking", "total"]
 STEM_SEG_STAGES = ["network", "clustering", "stitching", "tracking", "total"]
@@ -137,7 +137,7 @@ def bench_geometric(frames: list[np.ndarray], warmup: int) -> dict[str, Any]:
     with PeakMemory("cpu") as memory:
         for i, image in enumerate(tqdm(frames, desc="bench geometric", unit="frame", file=sys.stderr, disable=None)):
             segment_seconds = _segment_and_track(pipeline, image, i, clock)
-            clock.add("segmentation", segment_seconds - clock.so_far("flow", "ego_motion"))
+            clock.add("segmentation", segment_seconds - clock.so_far("flow", "ego_motion", "saliency"))
             clock.end_frame()
             if i == warmup:  # frame 0 has no previous frame: it and the warm-up frames are not counted
                 clock.discard()

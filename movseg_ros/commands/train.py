@@ -5,6 +5,8 @@
   appearance  seed 000's objectness Mask R-CNN on RGB (COCO-format data or synthetic frames)
   joint       seed 000's two-stream model from the motion and appearance weights (Table 3 freezing)
   stemseg     seed 004's spatio-temporal embedding network on synthetic, animated-image and video clips
+  saliency    the geometric pipeline's appearance prior: ImageNet MobileNetV2 + decoder, distilled from
+              U^2-Net-p on DAVIS-2016 train frames and masks
 
 Runs on one CPU/GPU, or as DDP when started by torchrun (WORLD_SIZE > 1). Writes to the config's
 out_dir: metrics.jsonl (step, loss terms, lr, seconds, held-out scores), metrics.png, checkpoint_last.pt, and the final
@@ -19,6 +21,7 @@ import json
 import sys
 from pathlib import Path
 
+from movseg_ros.datasets.errors import DatasetError
 from movseg_ros.model_files import ModelFileError
 from movseg_ros.synth.config import SynthConfigError
 from movseg_ros.training import STAGES
@@ -49,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = load_train_config(module.CONFIG, args.config, overrides)
         summary = module.train(config, command=_command_line(args))
-    except (TrainConfigError, SynthConfigError, ModelFileError, FileNotFoundError) as e:
+    except (TrainConfigError, SynthConfigError, ModelFileError, DatasetError, FileNotFoundError) as e:
         print(f"movseg train: error: {e}", file=sys.stderr)
         return 2
     if summary.get("weights"):
@@ -58,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
                       f"mask mAP@0.5 {_fmt(summary.get('val_seg_map50'))}")
         elif args.stage == "stemseg":
             scores = f"held-out tube IoU {_fmt(summary.get('val_tube_iou'))}"
+        elif args.stage == "saliency":
+            scores = f"held-aside mask IoU {_fmt(summary.get('val_iou'))}"
         else:
             scores = (f"train EPE {_fmt(summary.get('final_train_epe'))}, "
                       f"held-out EPE {_fmt(summary.get('val_epe'))}")

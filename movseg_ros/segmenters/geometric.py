@@ -11,11 +11,13 @@ from movseg_ros.bench.stage_clock import StageClock, timed
 from movseg_ros.clip_buffer import ClipBuffer
 from movseg_ros.ego_motion import EgoMotion, rescale_homography
 from movseg_ros.flow import DISFlow, DISFlowConfig
+from movseg_ros.segmenters.appearance_fusion import FusionSettings, fuse_saliency
 from movseg_ros.segmenters.base import (DEVICES, Detection, MotionContext, SegmenterResult, check_runtime_settings,
                                         resize_to_width)
 
 
 FLOW_METHODS = ("dis", "raft")
+APPEARANCES = ("none", "saliency")
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,15 @@ class GeometricConfig:
     colour_weight: float = 1.0  # weight of the colour model against motion evidence; 0 = off
     colour_memory: float = 0.7  # how much of last frame's colour histograms is kept
     colour_reach: int = 24  # colour may add foreground only this close (work pixels) to motion
+    appearance: str = "none"  # none | saliency (our distilled salient-object network gives movers their extent)
+    saliency_weights: str = ""  # saliency network file; "" = the shipped models/saliency_mobilenet_v2.pt
+    saliency_width: int = 256  # the saliency network sees frames at this width
+    saliency_every: int = 3  # run the saliency network every k frames (off the frame path), flow carries it between
+    saliency_threshold: float = 0.5  # saliency above this is a salient pixel
+    saliency_touch: float = 0.05  # a salient segment moves when this fraction of it has motion evidence
+    saliency_trim: float = 0.6  # motion mostly inside moving salient segments is cut to them; > 1 = never
+    saliency_reach: int = 16  # a moving salient segment gives extent only this close (work pixels) to motion; 0 = all of it
+    saliency_static: bool = True  # salient segments without motion may continue stopped tracks (static branch)
 
     def __post_init__(self) -> None:
         if not 64 <= self.work_width <= 1920:
@@ -66,7 +77,18 @@ class GeometricConfig:
             value = getattr(self, name)
             if not low <= value <= high:
                 raise ValueError(f"geometric.{name} must be in [{low}, {high}], got {value}")
-        for name, low in (("refine_radius", 0), ("colour_reach", 1)):
+        if self.appearance not in APPEARANCES:
+            raise ValueError(f"geometric.appearance '{self.appearance}' is not one of {', '.join(APPEARANCES)}")
+        for name, low, high in (("saliency_threshold", 0.01, 0.99), ("saliency_touch", 0.0, 1.0),
+                                ("saliency_trim", 0.0, 2.0)):
+            value = getattr(self, name)
+            if not low <= value <= high:
+                raise ValueError(f"geometric.{name} must be in [{low}, {high}], got {value}")
+        if not 1 <= self.saliency_every <= 100:
+            raise ValueError(f"geometric.saliency_every must be in [1, 100], got {self.saliency_every}")
+        if not 32 <= self.saliency_width <= 1920:
+            raise ValueError(f"geometric.saliency_width must be in [32, 1920], got {self.saliency_width}")
+        for name, low in (("refine_radius", 0), ("colour_reach", 1), ("saliency_reach", 0)):
             if getattr(self, name) < low:
                 raise ValueError(f"geometric.{name} must be >= {low}, got {getattr(self, name)}")
 
@@ -97,6 +119,9 @@ class GeometricSegmenter:
                                             device=self.raft.device.type)
             self.raft.set_forward(PerShapeAccelerated(self.raft.module, accelerator, "flow"))  # built on the first frame
             self.device = self.raft.device.type
+        self.saliency = None  # ScheduledSaliency when appearance is saliency
+        if config.appearance == "saliency":
+            self.saliency = make_scheduled_saliency(config)
         self.clock: StageClock | None = None  # `movseg bench stages` sets one to time flow and ego-motion
         self.reset()
 
@@ -109,6 +134,8 @@ class GeometricSegmenter:
         self._prev_rgb: np.ndarray | None = None
         self._prob: np.ndarray | None = None
         self._hist: tuple[np.ndarray, np.ndarray] | None = None
+        if self.saliency is not None:
+            self.saliency.reset()
 
     def process(self, buffer: ClipBuffer) -> list[SegmenterResult]:
         frame = buffer.newest
@@ -120,6 +147,9 @@ class GeometricSegmenter:
         prev_rgb, self._prev_rgb = self._prev_rgb, small_rgb
         if prev is None or len(buffer) < 2:
             self._prob = None
+            if self.saliency is not None:
+                self.saliency.reset()
+                self.saliency.step(small_rgb, None)
             return [SegmenterResult(frame)]
         with timed(self.clock, "flow"):
             flow = self._flow(grey, prev, small_rgb, prev_rgb)  # current -> previous: where each pixel came from
@@ -141,12 +171,28 @@ class GeometricSegmenter:
         self._prob = prob
         if self.config.colour_weight > 0:
             prob = self._colour_fuse(small_rgb, prob)
+        static: list[Detection] = []
+        if self.saliency is not None:
+            with timed(self.clock, "saliency"):
+                salient = self.saliency.step(small_rgb, (map_x, map_y))
+            if salient is not None:
+                fused = fuse_saliency(prob, salient, self._fusion((h, w)))
+                prob = fused.prob
+                if self.config.saliency_static:
+                    static = [Detection(_upsample(m, (0, 0), (h, w), (h0, w0)), score, moving=False)
+                              for m, score in zip(fused.static_segments, fused.static_scores)]
         if self.config.refine_radius > 0:
             guide = grey.astype(np.float32) / 255.0
             prob = cv2.ximgproc.guidedFilter(guide, prob, self.config.refine_radius, self.config.refine_eps)
-        dets = _instances(prob, residual, (h0, w0), self.config)
+        dets = _instances(prob, residual, (h0, w0), self.config) + static
         to_current = rescale_homography(np.linalg.inv(ego.homography), (h, w), (h0, w0))
         return [SegmenterResult(frame, dets, MotionContext(buffer[-2].image, frame.image, to_current))]
+
+    def _fusion(self, shape: tuple[int, int]) -> FusionSettings:
+        """The saliency fusion settings at this work resolution."""
+        c = self.config
+        return FusionSettings(c.saliency_threshold, c.saliency_touch, c.saliency_trim, c.min_area * shape[0] * shape[1],
+                              c.saliency_reach)
 
     def _flow(self, grey_a: np.ndarray, grey_b: np.ndarray, rgb_a: np.ndarray, rgb_b: np.ndarray | None) -> np.ndarray:
         """Flow a -> b at the work resolution: RAFT on the RGB images when configured, else DIS on grey."""
@@ -202,6 +248,25 @@ class GeometricSegmenter:
         near = cv2.dilate((prob > 0.5).astype(np.uint8), np.ones((reach, reach), np.uint8)) > 0
         fused = _sigmoid(_logit(prob) + self.config.colour_weight * _logit(colour))
         return np.where(near, fused, np.minimum(prob, fused)).astype(np.float32)
+
+
+def make_scheduled_saliency(config: GeometricConfig):
+    """The saliency network of `config` on its every-k schedule; errors name geometric.saliency_weights."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise RuntimeError("geometric.appearance 'saliency' needs torch (pip install 'movseg_ros[ml]'); "
+                           "or set geometric.appearance: none") from None
+    from movseg_ros.model_files import ModelFileError
+    from movseg_ros.paths import weights_file
+    from movseg_ros.saliency.predictor import SHIPPED, SaliencyPredictor
+    from movseg_ros.saliency.schedule import ScheduledSaliency
+
+    try:
+        predictor = SaliencyPredictor(weights_file(config.saliency_weights, SHIPPED), config.saliency_width)
+    except ModelFileError as e:
+        raise ValueError(f"geometric.saliency_weights: {e}") from None
+    return ScheduledSaliency(predictor, config.saliency_every)
 
 
 def _logit(p: np.ndarray, eps: float = 1e-3) -> np.ndarray:

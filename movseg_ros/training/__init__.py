@@ -7,4 +7,5 @@ STAGES = {
     "appearance": "movseg_ros.training.appearance",
     "joint": "movseg_ros.training.joint",
     "stemseg": "movseg_ros.training.stemseg",
+    "saliency": "movseg_ros.training.saliency",
 }

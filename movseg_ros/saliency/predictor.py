@@ -1,0 +1,37 @@
+"""The distilled saliency network at inference: a frame in, a salient-object map of the same size out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+SHIPPED = "saliency_mobilenet_v2.pt"
+
+
+class SaliencyPredictor:
+    """`predictor(rgb)` -> HxW float32 map in [0, 1]; the network sees the frame at `width` (aspect kept)."""
+
+    def __init__(self, weights: Path | str, width: int = 256, threads: int = 1) -> None:
+        import torch
+
+        from movseg_ros.saliency.network import load_saliency
+
+        self.path = Path(weights)
+        self.model, self.meta = load_saliency(self.path)
+        self.width = width
+        self._torch = torch
+        if threads:
+            torch.set_num_threads(threads)
+
+    def __call__(self, rgb: np.ndarray) -> np.ndarray:
+        torch = self._torch
+        h, w = rgb.shape[:2]
+        nw = min(self.width, w) // 16 * 16 or 16
+        nh = max(16, int(round(h * nw / w / 16)) * 16)
+        small = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA)
+        with torch.inference_mode():
+            logits = self.model(torch.from_numpy(small.transpose(2, 0, 1).copy()).float()[None])[0, 0].numpy()
+        prob = 1.0 / (1.0 + np.exp(-logits))
+        return cv2.resize(prob.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
