@@ -60,3 +60,17 @@ def blank_frame(index: int, shape: tuple[int, int] = (120, 160), period_ns: int 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
     union = np.logical_or(a, b).sum()
     return float(np.logical_and(a, b).sum() / union) if union else 1.0
+
+
+def write_scene_as_davis(root, name: str, config) -> None:
+    """The built-in scene of `config` as a DAVIS-2016 sequence under root/name: JPEGImages/ and Annotations/
+    (255 where an object that moves at some point is)."""
+    from movseg_ros.scene import make_scene
+
+    scene = make_scene(config)
+    (root / name / "JPEGImages").mkdir(parents=True)
+    (root / name / "Annotations").mkdir(parents=True)
+    movers = [scene.roles["mover"], scene.roles["stopper"]]
+    for i, (image, ids) in enumerate(zip(scene.frames, scene.ids)):
+        cv2.imwrite(str(root / name / "JPEGImages" / f"{i:05d}.jpg"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+        cv2.imwrite(str(root / name / "Annotations" / f"{i:05d}.png"), np.isin(ids, movers).astype(np.uint8) * 255)

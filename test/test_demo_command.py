@@ -15,7 +15,8 @@ import pytest
 @pytest.mark.timeout(180)
 def test_demo_runs_the_node_and_writes_its_summary(tmp_path: Path) -> None:
     out = tmp_path / "demo"
-    done = subprocess.run([sys.executable, "-m", "movseg_ros.cli", "demo", "--frames", "40", "--rate", "15",
+    # 5 Hz: slow enough that a loaded 2-core machine drops nothing (speed is measured by the bench commands)
+    done = subprocess.run([sys.executable, "-m", "movseg_ros.cli", "demo", "--frames", "40", "--rate", "5",
                            "--out", str(out), "--json"], capture_output=True, text=True, timeout=170)
     assert done.returncode == 0, done.stdout + done.stderr
     summary = json.loads(done.stdout)

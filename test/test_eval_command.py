@@ -8,21 +8,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from core_helpers import write_scene_as_davis
 
 from movseg_ros.cli import main
 from movseg_ros.datasets.davis import find_sequences, read_sequence
-from movseg_ros.scene import SceneConfig, make_scene
+from movseg_ros.scene import SceneConfig
 
 
 def write_davis_sequence(root: Path, name: str, seed: int, frames: int = 16) -> None:
     """JPEGImages/ and Annotations/ (255 = the objects that move at some point) like DAVIS 2016."""
-    scene = make_scene(SceneConfig(width=320, height=240, frames=frames, seed=seed, stop_frame=frames))
-    (root / name / "JPEGImages").mkdir(parents=True)
-    (root / name / "Annotations").mkdir(parents=True)
-    movers = [scene.roles["mover"], scene.roles["stopper"]]
-    for i, (image, ids) in enumerate(zip(scene.frames, scene.ids)):
-        cv2.imwrite(str(root / name / "JPEGImages" / f"{i:05d}.jpg"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-        cv2.imwrite(str(root / name / "Annotations" / f"{i:05d}.png"), np.isin(ids, movers).astype(np.uint8) * 255)
+    write_scene_as_davis(root, name, SceneConfig(width=320, height=240, frames=frames, seed=seed, stop_frame=frames))
 
 
 @pytest.fixture(scope="module")

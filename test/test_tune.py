@@ -11,12 +11,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from core_helpers import write_scene_as_davis
 
 from movseg_ros.commands import eval as eval_command
 from movseg_ros.commands import tune as tune_command
 from movseg_ros.config_io import load_pipeline_config
 from movseg_ros.pipeline import Pipeline, PipelineConfig
-from movseg_ros.scene import SceneConfig, make_scene
+from movseg_ros.scene import SceneConfig
 from movseg_ros.tuning import SearchSettings, TuneError, apply_settings, load_space, named_split, split_sequences, tune
 from movseg_ros.tuning.workers import DataSpec
 
@@ -35,14 +36,8 @@ def command(module, *argv: str | Path) -> int:
 
 def write_clip(root: Path, name: str, seed: int) -> None:
     """A 160x120 DAVIS-2016 sequence from the built-in scene: 255 where an object that moves is."""
-    scene = make_scene(SceneConfig(width=160, height=120, frames=FRAMES, seed=seed, stop_frame=FRAMES,
-                                   mover_speed=3.0, stopper_speed=2.5, pan_speed=1.5))
-    (root / name / "JPEGImages").mkdir(parents=True)
-    (root / name / "Annotations").mkdir(parents=True)
-    movers = [scene.roles["mover"], scene.roles["stopper"]]
-    for i, (image, ids) in enumerate(zip(scene.frames, scene.ids)):
-        cv2.imwrite(str(root / name / "JPEGImages" / f"{i:05d}.jpg"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-        cv2.imwrite(str(root / name / "Annotations" / f"{i:05d}.png"), np.isin(ids, movers).astype(np.uint8) * 255)
+    write_scene_as_davis(root, name, SceneConfig(width=160, height=120, frames=FRAMES, seed=seed, stop_frame=FRAMES,
+                                                 mover_speed=3.0, stopper_speed=2.5, pan_speed=1.5))
 
 
 @pytest.fixture(scope="module")

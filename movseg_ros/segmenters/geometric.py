@@ -33,8 +33,8 @@ class GeometricConfig:
     raft_device: str = "cpu"  # cpu | cuda | auto
     accelerator: str = "auto"  # RAFT: auto (TensorRT on CUDA, else torch.compile, else eager) | tensorrt | compile | eager
     precision: str = "fp32"  # RAFT: fp32 | fp16 | bf16 (fp16 on CUDA only; elsewhere fp32, logged)
-    residual_k: float = 3.0  # residual over k robust sigmas counts as motion evidence
-    memory: float = 0.5  # weight of the flow-warped previous probability map
+    residual_k: float = 3.53  # residual over k robust sigmas counts as motion evidence
+    memory: float = 0.3394  # weight of the flow-warped previous probability map
     min_area: float = 0.002  # smallest instance, as a fraction of the image
     split_min_px: float = 4.0  # a region splits when its residual motions form clusters this far apart (work px); 0 = off
     refine_radius: int = 8  # guided-filter radius (work pixels) that snaps masks to image edges; 0 = off
@@ -44,14 +44,14 @@ class GeometricConfig:
     colour_weight: float = 1.0  # weight of the colour model against motion evidence; 0 = off
     colour_memory: float = 0.7  # how much of last frame's colour histograms is kept
     colour_reach: int = 24  # colour may add foreground only this close (work pixels) to motion
-    appearance: str = "none"  # none | saliency (our distilled salient-object network gives movers their extent)
+    appearance: str = "saliency"  # none | saliency (our distilled salient-object network gives movers their extent)
     saliency_weights: str = ""  # saliency network file; "" = the shipped models/saliency_mobilenet_v2.pt
     saliency_width: int = 256  # the saliency network sees frames at this width
     saliency_every: int = 3  # run the saliency network every k frames (off the frame path), flow carries it between
-    saliency_threshold: float = 0.5  # saliency above this is a salient pixel
-    saliency_touch: float = 0.05  # a salient segment moves when this fraction of it has motion evidence
-    saliency_trim: float = 0.6  # motion mostly inside moving salient segments is cut to them; > 1 = never
-    saliency_reach: int = 16  # a moving salient segment gives extent only this close (work pixels) to motion; 0 = all of it
+    saliency_threshold: float = 0.6191  # saliency above this is a salient pixel
+    saliency_touch: float = 0.06094  # a salient segment moves when this fraction of it has motion evidence
+    saliency_trim: float = 0.8689  # motion mostly inside moving salient segments is cut to them; > 1 = never
+    saliency_reach: int = 3  # a moving salient segment gives extent only this close (work pixels) to motion; 0 = all of it
     saliency_static: bool = True  # salient segments without motion may continue stopped tracks (static branch)
 
     def __post_init__(self) -> None:
