@@ -10,6 +10,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from movseg_ros.safe_text import printable
+
 # 8-bit camera encodings -> (channels, OpenCV conversion to RGB or None when already RGB)
 COLOUR_ENCODINGS: dict[str, tuple[int, int | None]] = {
     "rgb8": (3, None),
@@ -21,7 +23,7 @@ COLOUR_ENCODINGS: dict[str, tuple[int, int | None]] = {
 # 16-bit single-channel encodings (label maps, depth-like data)
 MONO16_ENCODINGS = ("mono16", "16uc1")
 COMPRESSED_FORMATS = ("jpeg", "png")
-ERROR_KINDS = ("encoding", "truncated", "empty", "step")
+ERROR_KINDS = ("encoding", "truncated", "empty", "step", "too_large", "too_small", "corrupt")
 
 
 class ImageDecodeError(ValueError):
@@ -40,7 +42,7 @@ def channels_and_dtype(encoding: str) -> tuple[int, np.dtype]:
     if enc in MONO16_ENCODINGS:
         return 1, np.dtype(np.uint16)
     supported = ", ".join([*COLOUR_ENCODINGS, "mono16", "16UC1"])
-    raise ImageDecodeError("encoding", f"unsupported encoding '{encoding}' (supported: {supported})")
+    raise ImageDecodeError("encoding", f"unsupported encoding '{printable(encoding, 40)}' (supported: {supported})")
 
 
 def decode_image_bytes(height: int, width: int, encoding: str, step: int, data, is_bigendian: bool | int = 0
@@ -58,7 +60,7 @@ def decode_image_bytes(height: int, width: int, encoding: str, step: int, data, 
     if step < row:
         raise ImageDecodeError(
             "step", f"step {step} is less than width*channels*bytes = {w}*{channels}*{dtype.itemsize} = {row} "
-            f"for {encoding}")
+            f"for {printable(encoding, 40)}")
     raw = np.frombuffer(data, np.uint8)
     if raw.size < step * h:
         raise ImageDecodeError("truncated", f"data has {raw.size} bytes, need step*height = {step}*{h} = {step * h}")
@@ -75,7 +77,7 @@ def decode_rgb_bytes(height: int, width: int, encoding: str, step: int, data) ->
     enc = encoding.lower()
     if enc not in COLOUR_ENCODINGS:
         raise ImageDecodeError(
-            "encoding", f"unsupported encoding '{encoding}' (supported: {', '.join(COLOUR_ENCODINGS)})")
+            "encoding", f"unsupported encoding '{printable(encoding, 40)}' (supported: {', '.join(COLOUR_ENCODINGS)})")
     pixels = decode_image_bytes(height, width, enc, step, data)
     conversion = COLOUR_ENCODINGS[enc][1]
     return pixels if conversion is None else cv2.cvtColor(pixels, conversion)
@@ -86,7 +88,7 @@ def decode_label_bytes(height: int, width: int, encoding: str, step: int, data, 
     """HxW uint16 label map from mono16 / 16UC1 (either byte order) or mono8 (values kept)."""
     enc = encoding.lower()
     if enc not in (*MONO16_ENCODINGS, "mono8"):
-        raise ImageDecodeError("encoding", f"label map must be mono16 (or 16UC1, mono8), got '{encoding}'")
+        raise ImageDecodeError("encoding", f"label map must be mono16 (or 16UC1, mono8), got '{printable(encoding, 40)}'")
     return decode_image_bytes(height, width, enc, step, data, is_bigendian).astype(np.uint16, copy=False)
 
 
@@ -95,13 +97,16 @@ def decode_compressed_bytes(fmt: str, data) -> np.ndarray:
     lowered = fmt.lower()
     if lowered.strip() and not any(f in lowered for f in COMPRESSED_FORMATS):
         raise ImageDecodeError(
-            "encoding", f"unsupported compressed format '{fmt}' (supported: {', '.join(COMPRESSED_FORMATS)})")
+            "encoding", f"unsupported compressed format '{printable(fmt, 40)}' (supported: {', '.join(COMPRESSED_FORMATS)})")
     raw = np.frombuffer(data, np.uint8)
     if raw.size == 0:
         raise ImageDecodeError("empty", "compressed image has no data")
+    from movseg_ros.image_format import check_complete  # it builds on this module's error type
+
+    check_complete(raw)  # OpenCV decodes a cut-off JPEG as grey fill, without an error
     bgr = cv2.imdecode(raw, cv2.IMREAD_COLOR)
     if bgr is None:
-        raise ImageDecodeError("truncated", f"cannot decode {raw.size} bytes of '{fmt}' data (corrupt or truncated)")
+        raise ImageDecodeError("truncated", f"cannot decode {raw.size} bytes of '{printable(fmt, 40)}' data (corrupt or truncated)")
     if bgr.shape[0] == 0 or bgr.shape[1] == 0:
         raise ImageDecodeError("empty", f"compressed image decodes to an empty {bgr.shape[1]}x{bgr.shape[0]} image")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)

@@ -17,6 +17,11 @@ from movseg_ros.identity_tracker import IdentityTracker
 from movseg_ros.tracker import Tracker, TrackerConfig, track_offline
 
 PIPELINES = ("geometric", "two_stream", "stem_seg")
+MIN_WORK_SIDE = 16  # below this many pixels a side (at the work size) DIS flow and RANSAC fail
+
+
+class FrameSizeError(ValueError):
+    """A frame the pipeline cannot use: too small a side, at the input or at the work size."""
 
 
 @dataclass(frozen=True)
@@ -25,6 +30,7 @@ class PipelineConfig:
 
     pipeline: str = "geometric"
     buffer_length: int = 8
+    max_stamp_jump: float = 10.0  # seconds; a stamp further ahead of the last resets the stream like one going back
     geometric: GeometricConfig = field(default_factory=GeometricConfig)
     two_stream: TwoStreamConfig = field(default_factory=TwoStreamConfig)
     stem_seg: StemSegConfig = field(default_factory=StemSegConfig)
@@ -35,6 +41,8 @@ class PipelineConfig:
             raise ValueError(f"pipeline '{self.pipeline}' is not one of {list(PIPELINES)}")
         if not 2 <= self.buffer_length <= 64:
             raise ValueError(f"buffer_length must be in [2, 64], got {self.buffer_length}")
+        if not 0.0 < self.max_stamp_jump <= 1e6:
+            raise ValueError(f"max_stamp_jump must be in (0, 1e6] seconds, got {self.max_stamp_jump}")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "PipelineConfig":
@@ -71,6 +79,24 @@ def _typed(value: Any, default: Any, name: str) -> Any:
     return value
 
 
+def work_width(config: PipelineConfig) -> int:
+    """The width the configured segmenter works at (frames are shrunk to it, never enlarged)."""
+    return {"geometric": config.geometric.work_width, "two_stream": config.two_stream.work_width,
+            "stem_seg": config.stem_seg.work_width}[config.pipeline]
+
+
+def size_problem(height: int, width: int, config: PipelineConfig) -> str | None:
+    """Why a `width`x`height` frame is too small for the pipeline, or None when it is usable."""
+    if min(height, width) < MIN_WORK_SIDE:
+        return f"{width}x{height} is smaller than {MIN_WORK_SIDE} px a side"
+    work_w = min(width, work_width(config))
+    work_h = round(height * work_w / width)
+    if work_h < MIN_WORK_SIDE:
+        return (f"{width}x{height} is {work_w}x{work_h} at the work width {work_w}, "
+                f"smaller than {MIN_WORK_SIDE} px a side (aspect ratio too extreme)")
+    return None
+
+
 def make_segmenter(config: PipelineConfig) -> Segmenter:
     """The segmenter named by `config.pipeline`."""
     if config.pipeline == "geometric":
@@ -91,7 +117,8 @@ class Pipeline:
 
     def __init__(self, config: PipelineConfig = PipelineConfig()) -> None:
         self.config = config
-        self.buffer = ClipBuffer(config.buffer_length)
+        self.buffer = ClipBuffer(config.buffer_length, max_stamp_jump_ns=round(config.max_stamp_jump * 1e9),
+                                 thumb_width=work_width(config))
         self.segmenter = make_segmenter(config)
         self.tracker: Tracker | IdentityTracker = (IdentityTracker(config.tracker) if self.segmenter.identities
                                                    else Tracker(config.tracker))
@@ -116,6 +143,9 @@ class Pipeline:
 
     def _segment(self, frame: Frame) -> list[tuple[SegmenterResult, bool]]:
         """Results, each flagged True when it belongs to the old stream a reset just ended."""
+        problem = size_problem(*frame.size, self.config)
+        if problem is not None:
+            raise FrameSizeError(f"frame {frame.index}: {problem}")
         reset = self.last_reset = self.buffer.push(frame)
         held: list[tuple[SegmenterResult, bool]] = []
         if reset is not None:

@@ -13,7 +13,7 @@ DEFAULT_LIMIT = 120  # characters kept of one untrusted string
 
 def printable(value: Any, limit: int = DEFAULT_LIMIT) -> str:
     """`value` as text with control characters shown as escapes (\\n, \\x1b, \\u2028), cut to `limit`
-    characters plus a note of how much was cut."""
+    characters plus a note of how much was cut. Idempotent on its own output, so wrapping twice is safe."""
     text = value.decode("utf-8", "replace") if isinstance(value, (bytes, bytearray)) else str(value)
     out: list[str] = []
     size = 0
@@ -28,6 +28,6 @@ def printable(value: Any, limit: int = DEFAULT_LIMIT) -> str:
 
 def _escape(ch: str) -> str:
     if ch.isprintable() or ch == " ":
-        return "\\\\" if ch == "\\" else ch
+        return ch
     escaped = repr(ch)[1:-1]  # '\n', '\x1b', '\u2028'
     return escaped if escaped != ch else f"\\u{ord(ch):04x}"

@@ -59,8 +59,9 @@ def stop_cleanly(node: NodeProcess, harness: RosHarness) -> tuple[int, str]:
         node.close()
 
 
-def assert_refuses_corrupt_weights(start, good: Path, folder: Path) -> None:
-    """`start(weights_path)` with a truncated copy of `good`: exit 2, one line naming the file, no traceback."""
+def assert_refuses_corrupt_weights(start, good: Path, folder: Path, parameter: str) -> None:
+    """`start(weights_path)` with a truncated copy of `good`: exit 2, one line naming the parameter and the
+    file and saying in full what is wrong (not cut off mid-sentence), no traceback."""
     bad = folder / "corrupt.pt"
     bad.write_bytes(good.read_bytes()[:4096])
     node = start(str(bad))
@@ -71,4 +72,7 @@ def assert_refuses_corrupt_weights(start, good: Path, folder: Path) -> None:
         node.close()
     assert code == 2, log
     assert "bad parameter" in log and str(bad) in log and "corrupt or truncated" in log, log
+    assert f"parameter '{parameter}'" in log, log
+    fatal = [line for line in log.splitlines() if "bad parameter" in line]
+    assert len(fatal) == 1 and not fatal[0].rstrip().endswith((",", ":", "(", " the", " a")), fatal
     assert "Traceback" not in log, log

@@ -113,3 +113,33 @@ def test_clear_empties_without_a_reset_on_next_push() -> None:
     buf.clear()
     assert len(buf) == 0
     assert buf.push(blank_frame(0)) is None  # nothing buffered to compare with
+
+
+def test_stamp_jumping_too_far_ahead_resets_when_a_limit_is_set() -> None:
+    buf = ClipBuffer(4, max_stamp_jump_ns=10 * 10**9)
+    img = np.zeros((120, 160, 3), np.uint8)
+    buf.push(Frame(img, stamp_ns=10**9))
+    assert buf.push(Frame(img, stamp_ns=11 * 10**9)) is None  # exactly the limit: continuous
+    reset = buf.push(Frame(img, stamp_ns=11 * 10**9 + 10**7 * 10**9))  # 10^7 s ahead
+    assert reset is not None and reset.reason == "stamp_jump" and "1e+07 s" in reset.detail
+    assert len(buf) == 1
+    assert ClipBuffer(4).push(Frame(img, stamp_ns=0)) is None
+    unlimited = ClipBuffer(4)
+    unlimited.push(Frame(img, stamp_ns=0))
+    assert unlimited.push(Frame(img, stamp_ns=10**18)) is None
+
+
+def test_frames_older_than_the_newest_two_are_kept_at_the_work_width() -> None:
+    buf = ClipBuffer(8, thumb_width=160)
+    big = np.random.default_rng(0).integers(0, 256, (900, 1200, 3), np.uint8)
+    for i in range(8):
+        buf.push(Frame(big, stamp_ns=i + 1, frame_id="cam", index=i))
+    assert [f.size for f in buf] == [(120, 160)] * 6 + [(900, 1200)] * 2
+    assert [(f.index, f.stamp_ns, f.frame_id) for f in buf] == [(i, i + 1, "cam") for i in range(8)]
+    held = sum(f.image.nbytes for f in buf)
+    assert held < 2.2 * big.nbytes, f"buffer holds {held} bytes for 8 frames of {big.nbytes}"
+    assert buf.push(Frame(big, stamp_ns=9, index=8)) is None  # the newest is compared at full size
+    small = ClipBuffer(4, thumb_width=320)
+    for i in range(4):
+        small.push(blank_frame(i, shape=(120, 160)))
+    assert all(f.size == (120, 160) for f in small)  # never enlarged

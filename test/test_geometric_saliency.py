@@ -128,4 +128,4 @@ def test_the_node_refuses_a_corrupt_saliency_file_with_one_line(node_env, tmp_pa
         return NodeProcess.start(node_env, remap="image:=/sal_test/image", extra=[
             "-p", "geometric.appearance:=saliency", "-p", f"geometric.saliency_weights:={weights}"])
 
-    assert_refuses_corrupt_weights(start, share_dir() / "models" / "saliency_mobilenet_v2.pt", tmp_path)
+    assert_refuses_corrupt_weights(start, share_dir() / "models" / "saliency_mobilenet_v2.pt", tmp_path, "geometric.saliency_weights")

@@ -110,7 +110,7 @@ def test_compressed_errors_have_kinds() -> None:
     assert err.value.kind == "empty"
     with pytest.raises(BadImage) as err:
         decode_compressed(CompressedImage(format="jpeg", data=b"\xff\xd8 not really a jpeg"))
-    assert err.value.kind == "truncated"
+    assert err.value.kind == "corrupt"  # a byte where a marker must be
     with pytest.raises(BadImage) as err:
         decode_compressed(CompressedImage(format="h264", data=b"\x00\x01"))
     assert err.value.kind == "encoding" and "h264" in str(err.value)
@@ -136,3 +136,14 @@ def test_header_stamp_round_trips_through_nanoseconds() -> None:
     assert stamp_ns_of(HEADER) == 1_700_000_000_123_456_789
     assert header_of(stamp_ns_of(HEADER), HEADER.frame_id) == HEADER
     assert stamp_ns_of(Header()) == 0
+
+
+def test_a_cut_off_jpeg_is_refused_not_decoded_as_grey_fill() -> None:
+    big = cv2.resize(RGB, (320, 240), interpolation=cv2.INTER_CUBIC)
+    ok, buf = cv2.imencode(".jpg", big)
+    assert ok
+    data = buf.tobytes()
+    for cut in (len(data) // 3, len(data) // 2, len(data) - 4):
+        with pytest.raises(BadImage) as err:
+            decode_compressed(CompressedImage(format="jpeg", data=data[:cut]))
+        assert err.value.kind == "truncated", (cut, str(err.value))

@@ -248,6 +248,9 @@ def bad_images() -> dict[str, tuple[str, Image]]:
         "truncated": ("truncated", Image(height=H, width=W, encoding="rgb8", step=3 * W, data=rgb[: -3 * W])),
         "zero_size": ("empty", Image(height=0, width=0, encoding="rgb8", step=0, data=b"")),
         "short_step": ("step", Image(height=H, width=W, encoding="rgb8", step=W, data=rgb)),
+        "tiny": ("too_small", Image(height=5, width=7, encoding="rgb8", step=21, data=rgb[:105])),
+        "one_row": ("too_small", Image(height=1, width=100_000, encoding="rgb8", step=300_000, data=bytes(300_000))),
+        "huge": ("too_large", Image(height=20_000, width=20_000, encoding="rgb8", step=60_000, data=rgb[:4096])),
     }
 
 
@@ -264,6 +267,25 @@ def test_bad_input_is_skipped_and_counted_then_good_frames_flow(ros, stamps, cas
                                  and settled(d))
     assert count(after, "frames bad") == count(before, "frames bad") + 1
     assert bad_stamp not in ros.got.instances, "a bad frame produced output"
+
+
+@pytest.mark.timeout(120)
+def test_a_decompression_bomb_is_refused_from_its_header_and_good_frames_flow(ros, stamps) -> None:
+    from movseg_ros.ros.storm import png_bomb
+
+    deadline = time.monotonic() + 10.0
+    while ros.camera_compressed.get_subscription_count() == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    before = ros.wait_diagnostics(settled)
+    bomb = png_bomb()  # 12000x9000: 324 MB decoded
+    for _ in range(3):
+        ros.publish(CompressedImage(format="png", data=bomb), next(stamps))
+    inst, _ = send_good(ros, next(stamps))
+    assert (inst.width, inst.height) == (W, H)
+    after = ros.wait_diagnostics(lambda d: count(d, "bad input (too_large)") >= count(before, "bad input (too_large)") + 3
+                                 and settled(d))
+    assert count(after, "frames dropped") == count(before, "frames dropped")
 
 
 # --- stream discontinuities ---------------------------------------------------------------------
@@ -323,3 +345,18 @@ def test_burst_faster_than_the_pipeline_drops_oldest_and_accounts_for_every_fram
     # the newest frames survive a full queue: the last output belongs to the end of the burst
     last = max(s for s in burst if s in ros.got.instances)
     assert burst.index(last) >= len(burst) - 10
+
+
+@pytest.mark.timeout(120)
+def test_a_stamp_jumping_far_ahead_resets_and_leaves_the_latency_plausible(ros, stamps, node) -> None:
+    before = ros.wait_diagnostics(settled)
+    send_good(ros, next(stamps))
+    future = next(stamps) + 10**7 * 10**9  # 10^7 s ahead
+    send_good(ros, future, shift=1)
+    send_good(ros, future + FRAME_NS, shift=2)  # the new stream continues from there
+    after = ros.wait_diagnostics(lambda d: count(d, "resets (stamp_jump)") > count(before, "resets (stamp_jump)"))
+    assert count(after, "stamps implausible for latency") >= count(before, "stamps implausible for latency") + 2
+    for key in ("camera latency p50 (ms)", "camera latency p95 (ms)"):
+        assert after[key] == "n/a" or -1000.0 <= float(after[key]) <= 10_000.0, after
+    assert "stamp_jump" in node.log() and "1e+07 s" in node.log()
+    send_good(ros, next(stamps))  # back to the old clock: a stamp going back, a fresh stream

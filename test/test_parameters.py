@@ -13,7 +13,8 @@ from rclpy.node import Node  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 
 from movseg_ros.pipeline import PipelineConfig  # noqa: E402
-from movseg_ros.ros.parameters import ParameterError, node_specs, read_settings, unknown_overrides  # noqa: E402
+from movseg_ros.ros.parameters import (ParameterError, node_specs, read_settings, unknown_overrides,  # noqa: E402
+                                       weights_parameter)
 from movseg_ros.segmenters.geometric import GeometricConfig  # noqa: E402
 from movseg_ros.tracker import TrackerConfig  # noqa: E402
 from ros_helpers import PARAMS_FILE  # noqa: E402
@@ -97,6 +98,10 @@ def test_dotted_overrides_reach_the_nested_configs(rclpy_session) -> None:
     ({"tracker__alpha_low": 0.95}, "tracker.alpha_low", "alpha_high"),
     ({"geometric__work_width": 10}, "geometric.work_width", "[64, 1920]"),
     ({"geometric__flow_preset": "turbo"}, "geometric.flow_preset", "medium"),
+    ({"stem_seg__clip_overlap": 9}, "stem_seg.clip_overlap", "clip_length=8"),
+    ({"stem_seg__clip_length": 4, "stem_seg__clip_overlap": 4}, "stem_seg.clip_overlap", "[0, clip_length=4)"),
+    ({"max_input_pixels": 100}, "max_input_pixels", "[256, 1073741824]"),
+    ({"max_stamp_jump": 0.0}, "max_stamp_jump", "(0, 1e6]"),
 ])
 def test_bad_values_name_the_parameter_and_what_is_allowed(rclpy_session, overrides, name, words) -> None:
     with pytest.raises(ParameterError) as err:
@@ -114,3 +119,19 @@ def test_unknown_names_are_reported(rclpy_session) -> None:
         assert unknown_overrides(node, node_specs()) == ["tracker.alpha_lo"]
     finally:
         node.destroy_node()
+
+
+@pytest.mark.parametrize("config, path, name", [
+    ({"pipeline": "two_stream", "two_stream": {"weights": "/tmp/mine.pt"}}, "/tmp/mine.pt", "two_stream.weights"),
+    ({"pipeline": "two_stream"}, "/share/models/two_stream_mobilenet_v3.pt", "two_stream.weights"),
+    ({"pipeline": "stem_seg"}, "/share/models/stemseg_mobilenet_v3.pt", "stem_seg.weights"),
+    ({}, "/share/models/saliency_mobilenet_v2.pt", "geometric.saliency_weights"),
+    ({"geometric": {"flow_method": "raft", "flow_weights": "/tmp/raft.pt"}}, "/tmp/raft.pt", "geometric.flow_weights"),
+])
+def test_a_weights_file_error_names_the_parameter_that_chose_the_file(config, path, name) -> None:
+    assert weights_parameter(PipelineConfig.from_dict(config), path) == name
+
+
+def test_max_input_pixels_defaults_to_4096_squared(rclpy_session) -> None:
+    settings, _ = settings_with()
+    assert settings.max_input_pixels == 4096 * 4096

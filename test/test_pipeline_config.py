@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from movseg_ros.pipeline import Pipeline, PipelineConfig
@@ -97,3 +98,22 @@ def test_bad_values_are_errors_naming_the_key(d: dict, key: str) -> None:
 def test_wrongly_typed_values_are_errors_naming_the_key(d: dict, key: str) -> None:
     with pytest.raises(ValueError, match=key):
         Pipeline(PipelineConfig.from_dict(d))
+
+
+@pytest.mark.parametrize("size", [(1, 1), (7, 5), (1, 100_000), (5000, 1), (15, 640), (20, 2000)])
+def test_frames_too_small_for_the_pipeline_are_refused_by_name(size) -> None:
+    from movseg_ros.frame import Frame
+    from movseg_ros.pipeline import FrameSizeError, size_problem
+
+    h, w = size
+    assert size_problem(h, w, PipelineConfig()) is not None
+    with pytest.raises(FrameSizeError, match=f"{w}x{h}"):
+        Pipeline(PipelineConfig()).process(Frame(np.zeros((h, w, 3), np.uint8), 1))
+
+
+def test_the_smallest_usable_frames_pass() -> None:
+    from movseg_ros.pipeline import size_problem
+
+    assert size_problem(16, 16, PipelineConfig()) is None
+    assert size_problem(16, 424, PipelineConfig()) is None
+    assert size_problem(17, 449, PipelineConfig()) is None

@@ -63,4 +63,4 @@ def test_stem_seg_node_answers_every_frame_late_with_its_own_header_in_order(nod
 
 @pytest.mark.timeout(120)
 def test_stem_seg_node_refuses_a_corrupt_weights_file(node_env, tmp_path, tiny_stemseg) -> None:
-    assert_refuses_corrupt_weights(lambda weights: _start(node_env, weights), tiny_stemseg, tmp_path)
+    assert_refuses_corrupt_weights(lambda weights: _start(node_env, weights), tiny_stemseg, tmp_path, "stem_seg.weights")

@@ -59,4 +59,4 @@ def test_two_stream_node_answers_every_frame_with_its_header_in_order(node_env, 
 
 @pytest.mark.timeout(120)
 def test_two_stream_node_refuses_a_corrupt_weights_file(node_env, tmp_path, tiny_two_stream) -> None:
-    assert_refuses_corrupt_weights(lambda weights: _start(node_env, weights), tiny_two_stream.joint, tmp_path)
+    assert_refuses_corrupt_weights(lambda weights: _start(node_env, weights), tiny_two_stream.joint, tmp_path, "two_stream.weights")

@@ -26,7 +26,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import Image, PointCloud2
+from sensor_msgs.msg import CompressedImage, Image, PointCloud2
 
 from movseg_ros.paths import config_file
 from movseg_ros.ros.image_codec import header_of, stamp_ns_of
@@ -164,6 +164,7 @@ class StreamClient:
         self.got = Received()
         self.keep_messages = keep_messages
         self.camera = self.node.create_publisher(Image, image_topic, camera_qos)
+        self.camera_compressed = self.node.create_publisher(CompressedImage, f"{image_topic}/compressed", camera_qos)
         self.node.create_subscription(Image, "/movseg/instances", self._on_instances, DEEP_RELIABLE)
         self.node.create_subscription(PointCloud2, "/movseg/tracks", self._on_tracks, DEEP_RELIABLE)
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, RELIABLE)
@@ -207,8 +208,13 @@ class StreamClient:
             time.sleep(0.05)
         raise RuntimeError(f"node not connected within {timeout} s")
 
-    def publish(self, image: np.ndarray | Image, stamp_ns: int, frame_id: str = "camera") -> None:
-        """Publish an RGB array (as rgb8) or a ready Image with the given stamp."""
+    def publish(self, image: np.ndarray | Image | CompressedImage, stamp_ns: int, frame_id: str = "camera") -> None:
+        """Publish an RGB array (as rgb8) or a ready Image or CompressedImage (on `<topic>/compressed`)
+        with the given stamp."""
+        if isinstance(image, CompressedImage):
+            image.header = header_of(stamp_ns, frame_id)
+            self.camera_compressed.publish(image)
+            return
         if isinstance(image, Image):
             msg = image
             msg.header = header_of(stamp_ns, frame_id)

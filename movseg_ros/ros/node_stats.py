@@ -1,7 +1,8 @@
 """What the node counts and times, and its /diagnostics status built from that.
 
 Counters are cumulative since start so that, once the queue is empty,
-received == processed + dropped + bad + failed. Rates and latencies cover a recent window.
+received == processed + dropped + bad + failed. Rates and latencies cover a recent window; the
+camera latency (clock minus header stamp) only from stamps that are plausible, the rest counted.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ class NodeStats:
         self.processed = 0
         self.failed = 0
         self.published = 0
+        self.implausible_stamps = 0
         self.bad: Counter[str] = Counter()
         self.resets: Counter[str] = Counter()
         self._inputs = RollingWindow()
@@ -83,12 +85,16 @@ class NodeStats:
         with self._lock:
             self.failed += 1
 
-    def on_published(self, now: float, latency_s: float, camera_latency_s: float) -> None:
+    def on_published(self, now: float, latency_s: float, camera_latency_s: float | None) -> None:
+        """An output went out; `camera_latency_s` is None when its stamp was implausible (far ahead or behind)."""
         with self._lock:
             self.published += 1
             self._outputs.add(now)
             self._latency.add(now, latency_s * 1e3)
-            self._camera_latency.add(now, camera_latency_s * 1e3)
+            if camera_latency_s is None:
+                self.implausible_stamps += 1
+            else:
+                self._camera_latency.add(now, camera_latency_s * 1e3)
 
     def status(self, name: str, pipeline: str, device: str, dropped: int, queue_depth: int) -> DiagnosticStatus:
         """One DiagnosticStatus: WARN while frames are dropped, bad or failing, else OK."""
@@ -114,6 +120,7 @@ class NodeStats:
                 "outputs published": str(self.published),
                 "queue depth": str(queue_depth),
                 "stream resets": str(sum(self.resets.values())),
+                "stamps implausible for latency": str(self.implausible_stamps),
             }
             values.update({f"bad input ({k})": str(n) for k, n in sorted(self.bad.items())})
             values.update({f"resets ({k})": str(n) for k, n in sorted(self.resets.items())})

@@ -12,6 +12,7 @@ import dataclasses
 import inspect
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Union
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
@@ -20,6 +21,7 @@ from rclpy.node import Node
 
 from movseg_ros.pipeline import PIPELINES, PipelineConfig
 
+DEFAULT_MAX_INPUT_PIXELS = 4096 * 4096
 Value = Union[bool, int, float, str, list]
 RELIABILITIES = ("best_effort", "reliable")
 # parameters every rclpy node may receive without declaring them here
@@ -79,6 +81,7 @@ class NodeSettings:
     use_compressed: bool = False
     publish_overlay: bool = True
     diagnostics_period: float = 1.0
+    max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS
 
 
 def node_specs() -> list[ParamSpec]:
@@ -94,6 +97,9 @@ def node_specs() -> list[ParamSpec]:
                   "Input subscription reliability: best_effort (sensor data) or reliable.", choices=RELIABILITIES),
         ParamSpec("qos.depth", 5, "Input subscription history depth (keep last).", int_range=(1, 100)),
         ParamSpec("use_compressed", False, "Also subscribe to image/compressed (jpeg/png)."),
+        ParamSpec("max_input_pixels", DEFAULT_MAX_INPUT_PIXELS,
+                  "Largest input image (width*height) accepted; larger ones are refused as bad before decoding.",
+                  int_range=(256, 1 << 30)),
         ParamSpec("publish_overlay", True,
                   "Publish /movseg/overlay (built only while someone subscribes).", read_only=False),
         ParamSpec("diagnostics_period", 1.0, "Seconds between /diagnostics messages.",
@@ -197,23 +203,58 @@ def read_settings(node: Node) -> NodeSettings:
         use_compressed=bool(values["use_compressed"]),
         publish_overlay=bool(values["publish_overlay"]),
         diagnostics_period=float(values["diagnostics_period"]),
+        max_input_pixels=int(values["max_input_pixels"]),
     )
 
 
+def weights_parameter(config: PipelineConfig, path: Path | str) -> str:
+    """The parameter that names the weights file `path` of the configured pipeline (for its errors).
+
+    A field naming that file wins; otherwise the shipped default was loaded, and the field left
+    empty is the one at fault (for geometric, the last empty: saliency_weights, which has a default).
+    """
+    group = config.pipeline
+    settings = getattr(config, group)
+    names = [f.name for f in dataclasses.fields(settings) if f.name.endswith("weights")]
+    target = Path(path).expanduser().resolve()
+    for name in names:
+        value = getattr(settings, name)
+        if value and Path(value).expanduser().resolve() == target:
+            return f"{group}.{name}"
+    empty = [n for n in names if not getattr(settings, n)]
+    return f"{group}.{(empty or names or ['weights'])[-1]}"
+
+
 def _blame(message: str, tree: dict[str, Any]) -> str:
-    """The dotted parameter a config ValueError is about: the first group whose field it names."""
+    """The dotted parameter a config ValueError is about: the one its message names first."""
+    found: list[tuple[int, int, str]] = []
     for group, sub in tree.items():
-        if isinstance(sub, dict):
-            for leaf in sub:
-                if leaf in message or leaf.replace("_", " ") in message:
-                    try:
-                        PipelineConfig.from_dict({group: sub})
-                    except (ValueError, TypeError):
-                        return f"{group}.{leaf}"
-    for key in tree:
-        if key in message:
-            return key
-    return "pipeline settings"
+        names = [(f"{group}.{leaf}", leaf) for leaf in sub] if isinstance(sub, dict) else [(group, group)]
+        for dotted, leaf in names:
+            for rank, text in enumerate((dotted, leaf, leaf.replace("_", " "))):
+                at = _word_at(message, text)
+                if at >= 0:
+                    found.append((at, rank, dotted))
+                    break
+    failing = [f for f in found if "." not in f[2] or _group_fails(f[2].split(".")[0], tree)]
+    return min(failing or found)[2] if found else "pipeline settings"
+
+
+def _group_fails(group: str, tree: dict[str, Any]) -> bool:
+    """True when the settings of `group` alone are invalid (so the error is theirs)."""
+    try:
+        PipelineConfig.from_dict({group: tree[group]})
+    except (ValueError, TypeError):
+        return True
+    return False
+
+
+def _word_at(message: str, word: str) -> int:
+    """Index of `word` in `message` as a whole word (not inside clip_overlap for 'overlap'), or -1."""
+    m = re.search(rf"(?<![\w.]){re.escape(word)}(?!\w)", message)
+    if m is None and "." in word:
+        m = re.search(rf"(?<!\w){re.escape(word)}(?!\w)", message)
+    return m.start() if m else -1
 
 
 def _type_name(value: Any) -> str:

@@ -1,8 +1,10 @@
 """The `movseg` node: camera images in, instance masks, tracks, overlay and diagnostics out.
 
-The subscription callback only timestamps a message and hands it to a drop-oldest queue; one
-worker thread decodes, runs the pipeline and publishes, so a slow pipeline costs dropped
-frames (counted) rather than a growing backlog or stale outputs.
+The subscription callback only admits a message (checks its fields and a compressed image's
+header, ros/admission.py), timestamps it and hands it to a drop-oldest queue; one worker thread
+decodes, runs the pipeline and publishes, so a slow pipeline costs dropped frames (counted)
+rather than a growing backlog or stale outputs, and a malformed message is counted as bad, never
+as dropped. Strings from messages and files are escaped and cut before they are logged.
 Run: `segment_node --ros-args --params-file config/segment.yaml -r image:=/camera/image_raw`
 (with use_compressed, remap `image/compressed` too: `-r image:=X` leaves it alone; the launch file does both).
 """
@@ -24,18 +26,25 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from sensor_msgs.msg import CompressedImage, Image, PointCloud2
 
 from movseg_ros.frame import Frame
+from movseg_ros.model_files import ModelFileError
 from movseg_ros.output import FrameOutput
 from movseg_ros.overlay import draw_overlay
 from movseg_ros.pipeline import Pipeline
+from movseg_ros.ros.admission import AdmissionLimits, admit
 from movseg_ros.ros.drop_queue import DropOldestQueue
 from movseg_ros.ros.image_codec import (BadImage, decode_compressed, decode_image, encode_image,
                                         encode_label_map, header_of, stamp_ns_of)
 from movseg_ros.ros.node_stats import NodeStats
-from movseg_ros.ros.parameters import NodeSettings, ParameterError, node_specs, read_settings, unknown_overrides
+from movseg_ros.ros.params_file import ParamsFileError, check_params_files
+from movseg_ros.ros.parameters import (NodeSettings, ParameterError, node_specs, read_settings, unknown_overrides,
+                                       weights_parameter)
 from movseg_ros.ros.tracks_msg import tracks_to_cloud
+from movseg_ros.safe_text import printable
 
 NODE_NAME = "movseg"
 LOG_THROTTLE_S = 5.0
+LOG_TEXT_LIMIT = 400  # characters of one logged error text
+PLAUSIBLE_AHEAD_S = 1.0  # a stamp at most this far ahead of the clock still gives a camera latency
 InputMsg = Union[Image, CompressedImage]
 
 
@@ -62,12 +71,17 @@ class SegmentNode(Node):
             self.destroy_node()
             raise
         for name in unknown_overrides(self, node_specs()):
-            self.get_logger().warning(f"ignoring unknown parameter '{name}' (typo?)")
+            self.get_logger().warning(f"ignoring unknown parameter '{printable(name)}' (typo?)")
         try:
             self.pipeline = Pipeline(self.settings.pipeline)
-        except (ValueError, OSError, RuntimeError) as e:  # e.g. a model file that cannot load, a missing module
+        except ModelFileError as e:
             self.destroy_node()
-            raise ParameterError("pipeline", f"cannot build pipeline '{self.settings.pipeline.pipeline}': {e}") from None
+            raise ParameterError(weights_parameter(self.settings.pipeline, e.path), printable(e, LOG_TEXT_LIMIT)) from None
+        except (ValueError, OSError, RuntimeError) as e:  # e.g. a missing module
+            self.destroy_node()
+            raise ParameterError("pipeline", f"cannot build pipeline '{self.settings.pipeline.pipeline}': "
+                                             f"{printable(e, LOG_TEXT_LIMIT)}") from None
+        self.limits = AdmissionLimits(self.settings.max_input_pixels, self.settings.pipeline)
         self.stats = NodeStats()
         self.queue: DropOldestQueue[tuple[InputMsg, float]] = DropOldestQueue(self.settings.queue_size)
         self._publish_overlay = self.settings.publish_overlay
@@ -99,7 +113,18 @@ class SegmentNode(Node):
     def _on_image(self, msg: InputMsg) -> None:
         arrival = time.monotonic()
         self.stats.on_received(arrival)
+        try:
+            admit(msg, self.limits)
+        except BadImage as e:
+            self._bad(e)
+            return
         self.queue.put((msg, arrival))
+
+    def _bad(self, e: BadImage) -> None:
+        """Count a refused message by its reason and say why (throttled per reason)."""
+        self.stats.on_bad(e.kind)
+        self._log(f"bad_input.{e.kind}").warning(f"skipping bad input ({e.kind}): {printable(e, LOG_TEXT_LIMIT)}",
+                                                 throttle_duration_sec=LOG_THROTTLE_S)
 
     def _on_parameters_set(self, params: list[Parameter]) -> None:
         for p in params:
@@ -129,16 +154,14 @@ class SegmentNode(Node):
             except Exception as e:  # noqa: BLE001 - the worker must outlive any one frame
                 if self.queue.closed or not rclpy.ok(context=self.context):
                     return
-                self._log("publish").error(f"publishing failed: {type(e).__name__}: {e}",
+                self._log("publish").error(f"publishing failed: {type(e).__name__}: {printable(e, LOG_TEXT_LIMIT)}",
                                            throttle_duration_sec=LOG_THROTTLE_S)
 
     def _handle(self, msg: InputMsg, arrival: float) -> None:
         try:
             image = decode_compressed(msg) if isinstance(msg, CompressedImage) else decode_image(msg)
         except BadImage as e:
-            self.stats.on_bad(e.kind)
-            self._log(f"bad_input.{e.kind}").warning(f"skipping bad input ({e.kind}): {e}",
-                                                     throttle_duration_sec=LOG_THROTTLE_S)
+            self._bad(e)
             return
         frame = Frame(image, stamp_ns_of(msg.header), msg.header.frame_id, self._index)
         self._index += 1
@@ -147,7 +170,8 @@ class SegmentNode(Node):
             outputs = self.pipeline.process(frame)
         except Exception as e:  # noqa: BLE001 - one bad frame must not stop the stream
             self.stats.on_failed()
-            self._log("failure").error(f"pipeline failed on frame {frame.index}: {type(e).__name__}: {e}",
+            self._log("failure").error(f"pipeline failed on frame {frame.index}: {type(e).__name__}: "
+                                       f"{printable(e, LOG_TEXT_LIMIT)}",
                                        throttle_duration_sec=LOG_THROTTLE_S)
             return
         reset = self.pipeline.last_reset
@@ -168,7 +192,8 @@ class SegmentNode(Node):
         now = time.monotonic()
         arrival = self._arrivals.pop(out.frame.index, now)
         camera_latency = (self.get_clock().now().nanoseconds - out.frame.stamp_ns) * 1e-9
-        self.stats.on_published(now, now - arrival, camera_latency)
+        plausible = -PLAUSIBLE_AHEAD_S <= camera_latency <= self.settings.pipeline.max_stamp_jump
+        self.stats.on_published(now, now - arrival, camera_latency if plausible else None)
         if self._publish_overlay and self.pub_overlay.get_subscription_count() > 0:
             overlay = draw_overlay(out.frame.image, out.label_map, out.tracks)
             self.pub_overlay.publish(encode_image(overlay, header, "bgr8"))
@@ -187,8 +212,19 @@ class SegmentNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    """Entry point: spin until SIGINT/SIGTERM; exit 2 with one log line on a bad parameter."""
-    rclpy.init(args=args)
+    """Entry point: spin until SIGINT/SIGTERM; exit 2 with one line on a bad parameter or params file."""
+    try:
+        check_params_files(sys.argv[1:] if args is None else args)
+        rclpy.init(args=args)
+    except ParamsFileError as e:
+        print(f"[FATAL] [{NODE_NAME}]: {e}; not starting", file=sys.stderr)
+        return 2
+    except Exception as e:  # noqa: BLE001 - rcl's own parse error for what the YAML check let through
+        if "params file" not in str(e):
+            raise
+        print(f"[FATAL] [{NODE_NAME}]: {printable(str(e).splitlines()[0], LOG_TEXT_LIMIT)}; not starting",
+              file=sys.stderr)
+        return 2
     try:
         node = SegmentNode()
     except ParameterError as e:
