@@ -200,3 +200,18 @@ def test_cli_errors_are_one_line_and_exit_2(tmp_path: Path, capsys) -> None:
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
     assert bag_info(bag).message_count == 4  # the refused make left the existing bag alone
     np.testing.assert_array_equal(next(read_images(bag, IMAGE_TOPIC)).image, random_frames(2, 48, 64)[0])
+
+
+def test_strings_from_the_bag_are_escaped_and_cut_in_errors(tmp_path: Path) -> None:
+    rgb = random_frames(1, 6, 8)[0]
+    topic = "/cam/image_raw"
+    with BagRecorder(tmp_path / "h") as recorder:
+        recorder.add_topic(topic, IMAGE)
+        msg = encode_image(STORE, rgb, "rgb8", 1000, "cam")
+        msg.encoding = "rgb8\n[ERROR] [movseg]: INJECTED\x1b[31m" + "x" * 5000
+        recorder.write(topic, 50, serialize(STORE, msg, IMAGE))
+    with pytest.raises(BagError) as err:
+        next(read_images(tmp_path / "h", topic))
+    text = str(err.value)
+    assert "\n" not in text and "\x1b" not in text and len(text) < 700, repr(text[:200])
+    assert "rgb8\\n[ERROR] [movseg]: INJECTED\\x1b[31m" in text and "more characters" in text

@@ -17,6 +17,7 @@ from movseg_ros.bags.topics import COMPRESSED_MSGTYPE, IMAGE_MSGTYPE
 from movseg_ros.image_bytes import (COLOUR_ENCODINGS, ImageDecodeError, MONO16_ENCODINGS,  # noqa: F401
                                     decode_compressed_bytes, decode_image_bytes, decode_label_bytes,
                                     decode_rgb_bytes)
+from movseg_ros.safe_text import printable
 
 TYPESTORE_RELEASE = Stores.ROS2_KILTED
 ENCODABLE = ("rgb8", "bgr8", "mono8", "mono16")
@@ -98,7 +99,7 @@ def decode_image(msg: object) -> np.ndarray:
                                   msg.is_bigendian)  # type: ignore[attr-defined]
     if enc.lower() not in COLOUR_ENCODINGS:
         supported = ", ".join([*COLOUR_ENCODINGS, "mono16", "16UC1"])
-        raise ImageDecodeError("encoding", f"unsupported encoding '{enc}' (supported: {supported})")
+        raise ImageDecodeError("encoding", f"unsupported encoding '{printable(enc, 40)}' (supported: {supported})")
     return decode_rgb_bytes(msg.height, msg.width, enc, msg.step, msg.data)  # type: ignore[attr-defined]
 
 

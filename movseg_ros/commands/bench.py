@@ -9,6 +9,8 @@ import importlib
 TARGETS = {
     "pipeline": ("movseg_ros.bench.pipeline_bench", "frames/s of flow + segmenter + tracker in one process"),
     "node": ("movseg_ros.ros.node_bench", "camera-to-/movseg/instances latency and memory of the real node"),
+    "storm": ("movseg_ros.ros.storm_bench", "the real node under malformed, bomb, burst and max-size storms: "
+                                           "accounting, RSS against idle, and whether it still answers"),
     "stages": ("movseg_ros.bench.stages_bench", "per-stage latency p50/p99, frames/s and peak memory of each pipeline and backend"),
 }
 
