@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import pickle
 import struct
+import sys
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
+
+from movseg_ros.safe_text import printable
+
+ERROR_TEXT_LIMIT = 300  # characters of a library's error text kept in a ModelFileError
 
 
 class ModelFileError(ValueError):
@@ -43,11 +48,13 @@ def load_checkpoint(path: Path | str, expected_arch: str) -> dict[str, Any]:
         unsafe = next((ln.strip() for ln in str(e).splitlines() if "Unsupported global" in ln), "")
         if unsafe:
             raise ModelFileError(path, f"holds objects other than tensors and plain data, refused by the safe "
-                                       f"loader ({unsafe})") from None
-        raise ModelFileError(path, f"not a readable torch file (corrupt or truncated?): {_first_line(e)}") from None
+                                       f"loader ({_one_line(unsafe)})") from None
+        raise ModelFileError(path, f"not a readable torch file (corrupt or truncated?): the weights-only "
+                                   f"unpickler failed: {_one_line(_unpickler_reason(str(e)))}") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, KeyError,
             AttributeError, IndexError, AssertionError, TypeError, struct.error) as e:
-        raise ModelFileError(path, f"not a readable torch file (corrupt or truncated?): {_first_line(e)}") from None
+        raise ModelFileError(path, f"not a readable torch file (corrupt or truncated?): "
+                                   f"{_one_line(f'{type(e).__name__}: {e}')}") from None
     if not isinstance(data, dict):
         raise ModelFileError(path, f"expected a checkpoint or a state dict, got a {type(data).__name__}")
     if "state_dict" in data:
@@ -127,6 +134,19 @@ def save_with_settings(path: Path | str, arch: str, module: nn.Module, settings:
     return Path(path)
 
 
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return text[0][:200] if text else type(e).__name__
+def _one_line(text: str) -> str:
+    """A library's error text whole where it fits: on one line, control characters escaped, and past
+    ERROR_TEXT_LIMIT characters cut at a word boundary with an explicit "…" and the count left out."""
+    flat = printable(" ".join(text.split()), sys.maxsize)
+    if len(flat) <= ERROR_TEXT_LIMIT:
+        return flat
+    cut = flat.rfind(" ", 0, ERROR_TEXT_LIMIT)
+    cut = cut if cut > ERROR_TEXT_LIMIT // 2 else ERROR_TEXT_LIMIT  # one very long word: cut inside it
+    return f"{flat[:cut]} … [{len(flat) - cut:,} more characters]"
+
+
+def _unpickler_reason(text: str) -> str:
+    """torch's weights-only unpickler's own reason (e.g. "Unsupported operand 149") from inside the
+    advice around it, or the whole text when it has no such part."""
+    _, found, reason = text.partition("WeightsUnpickler error:")
+    return reason.split("Check the documentation")[0] if found else text

@@ -10,6 +10,8 @@ from pathlib import Path
 import cv2
 
 from movseg_ros.frame import Frame
+from movseg_ros.image_format import PATH_LIMIT, ImageFileError, read_image_file
+from movseg_ros.safe_text import printable
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 DEFAULT_FPS = 30.0
@@ -32,12 +34,29 @@ class ImageFolderSource:
     def __len__(self) -> int:
         return len(self.paths)
 
-    def frames(self, max_frames: int | None = None) -> Iterator[Frame]:
-        for index, path in enumerate(self.paths[:max_frames]):
-            bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if bgr is None:
-                raise SourceError(f"cannot read image {path}")
-            yield Frame(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), stamp_ns(index, self.fps), index=index)
+    def frames(self, max_frames: int | None = None, skipped: list[ImageFileError] | None = None) -> Iterator[Frame]:
+        """The images in order, each checked whole; a bad one is a SourceError naming it, or, when a
+        `skipped` list is given, appended there and left out (its index and stamp stay unused)."""
+        first: tuple[Path, tuple[int, ...]] | None = None
+        paths = self.paths[:max_frames]
+        for index, path in enumerate(paths):
+            try:
+                rgb = read_image_file(path)
+            except ImageFileError as e:
+                if skipped is None:
+                    raise SourceError(str(e)) from None
+                skipped.append(e)
+                continue
+            if first is None:
+                first = (path, rgb.shape)
+            elif rgb.shape != first[1]:
+                raise SourceError(f"{printable(path, PATH_LIMIT)} is {_size(rgb.shape)} but the first frame, "
+                                  f"{printable(first[0].name)}, is {_size(first[1])}: every frame of a folder "
+                                  "must be the same size")
+            yield Frame(rgb, stamp_ns(index, self.fps), index=index)
+        if first is None and skipped:
+            raise SourceError(f"{printable(self.path, PATH_LIMIT)}: none of the {len(paths)} images could be "
+                              f"read; the first: {skipped[0]}")
 
 
 @dataclass(frozen=True)
@@ -54,7 +73,9 @@ class VideoSource:
     def __len__(self) -> int:
         return self.count
 
-    def frames(self, max_frames: int | None = None) -> Iterator[Frame]:
+    def frames(self, max_frames: int | None = None, skipped: list[ImageFileError] | None = None) -> Iterator[Frame]:
+        """The decoded frames in order; a video has no frame files, so `skipped` (kept for the common
+        interface with ImageFolderSource) is never added to: decoding stops at the first bad frame."""
         capture = cv2.VideoCapture(str(self.path))
         if not capture.isOpened():
             raise SourceError(f"cannot open video {self.path}")
@@ -103,6 +124,11 @@ def open_source(path: str | Path, fps: float | None = None) -> Source:
     finally:
         capture.release()
     return VideoSource(path.stem, path, fps or (native if native > 0 else DEFAULT_FPS), count)
+
+
+def _size(shape: tuple[int, ...]) -> str:
+    """An image shape as WxH for a message."""
+    return f"{shape[1]}x{shape[0]}"
 
 
 def _natural_key(path: Path) -> list[int | str]:

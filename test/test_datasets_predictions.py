@@ -11,6 +11,7 @@ from PIL import Image
 
 from movseg_ros.datasets import DatasetError
 from movseg_ros.datasets.davis import read_sequence
+from movseg_ros.datasets.errors import BadImageFile
 from movseg_ros.datasets.label_files import davis_palette
 from movseg_ros.datasets.predictions import check_alignment, read_prediction_folder, write_davis_predictions
 from movseg_ros.writers import write_label_png
@@ -124,7 +125,7 @@ def test_bad_prediction_files_are_named(tmp_path: Path) -> None:
     data = pred.paths[3].read_bytes()
     pred.paths[3].write_bytes(data[:-30])  # pixel data cut: found when decoded
     predictions = read_prediction_folder(tmp_path / "cut", truth)
-    with pytest.raises(DatasetError, match=r"00003\.png: cannot decode"):
+    with pytest.raises(BadImageFile, match=r"00003\.png: truncated PNG: chunk IDAT at byte \d+ needs"):
         predictions.labels(3)
     pred.paths[3].write_bytes(data[:70])  # header cut: found when the folder is read
     with pytest.raises(DatasetError, match=r"00003\.png: cannot read image header"):

@@ -184,3 +184,34 @@ def test_eval_kitti_mots_predictions_with_trackeval(tmp_path: Path, capsys) -> N
     write_mots_txt(preds / "0002.txt", swapped)
     assert main(["eval", str(root), "--predictions", str(preds), "--json", str(out)]) == 0
     assert json.loads(out.read_text())["overall"]["mots"]["IDS"] >= 1
+
+
+def test_unreadable_frame_files_are_an_error_or_skipped_and_listed(tmp_path: Path, capsys) -> None:
+    """A cut-off frame JPEG and a corrupt annotation PNG: exit 2 naming the file; with --allow-partial both
+    frames are left out of the scores and listed with their problem."""
+    root = tmp_path / "davis"
+    write_scene_as_davis(root, "tiny", SceneConfig(width=64, height=48, frames=6, seed=2, stop_frame=6))
+    frame = root / "tiny" / "JPEGImages" / "00003.jpg"
+    data = frame.read_bytes()
+    frame.write_bytes(data[: len(data) // 2])  # OpenCV alone would decode it with grey fill and score it
+    annotation = bytearray((root / "tiny" / "Annotations" / "00004.png").read_bytes())
+    annotation[annotation.index(b"IDAT") + 6] ^= 0x10  # damaged pixel data: the chunk CRC no longer matches
+    (root / "tiny" / "Annotations" / "00004.png").write_bytes(bytes(annotation))
+    preds = str(tmp_path / "preds")
+    assert main(["eval", str(root), "--write-predictions", preds]) == 2
+    err = capsys.readouterr().err
+    assert f"{frame}: truncated JPEG: no end-of-image marker (FFD9) after the scan data" in err
+    out_json = tmp_path / "partial.json"
+    assert main(["eval", str(root), "--write-predictions", preds, "--allow-partial", "--json", str(out_json)]) == 0
+    printed = capsys.readouterr().out
+    assert "SKIPPED: 2 frame(s)" in printed and f"tiny frame 00003: {frame}: truncated JPEG" in printed
+    summary = json.loads(out_json.read_text())
+    (row,) = summary["sequences"]
+    assert summary["overall"]["frames_skipped"] == row["frames_skipped"] == 2 and row["partial"]
+    assert [(s["frame"], Path(s["file"]).name) for s in row["skipped_frames"]] == [("00003", "00003.jpg"),
+                                                                                    ("00004", "00004.png")]
+    assert "fails its CRC check" in row["skipped_frames"][1]["problem"]
+    assert row["scored_frames"] == ["00000", "00001", "00002", "00005"] and row["missing_frames"] == []
+    assert len(row["davis"]["J_per_frame"]) == 4
+    assert sorted(p.stem for p in (tmp_path / "preds" / "binary" / "tiny").glob("*.png")) == [
+        "00000", "00001", "00002", "00004", "00005"]  # the frame that was not read has no prediction

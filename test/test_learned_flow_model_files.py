@@ -94,3 +94,32 @@ def test_non_tensor_contents_are_refused(tmp_path: Path) -> None:
     torch.save([1, 2, 3], path)
     with pytest.raises(ModelFileError, match="expected a checkpoint or a state dict"):
         load_checkpoint(path, "raft_small")
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
+def test_corrupt_file_messages_say_in_full_what_was_wrong(tmp_path: Path) -> None:
+    """torch's reason on one line: not cut mid-sentence, the unpickler's own reason kept, escapes applied."""
+    import pickle
+
+    path = tmp_path / "cut.pt"
+    torch.save({"w": torch.zeros(4)}, path)
+    path.write_bytes(path.read_bytes()[:-40])  # the zip's central directory is gone
+    with pytest.raises(ModelFileError) as e:
+        load_checkpoint(path, "raft_small")
+    msg = str(e.value)
+    assert "\n" not in msg and "RuntimeError: PytorchStreamReader failed reading zip archive" in msg
+    assert msg.endswith(".") or (" … [" in msg and msg.endswith(" more characters]")), msg
+    path.write_bytes(pickle.dumps(object(), protocol=4))  # pickle opcodes the safe loader refuses
+    with pytest.raises(ModelFileError, match=r"the weights-only unpickler failed: Unsupported operand \d+$"):
+        load_checkpoint(path, "raft_small")
+
+
+def test_long_library_errors_are_cut_at_a_word_with_an_ellipsis() -> None:
+    from movseg_ros.model_files import ERROR_TEXT_LIMIT, _one_line
+
+    text = "first line\nsecond \x1b[31m line\n\n" + "word " * 100
+    out = _one_line(text)
+    kept, _, rest = out.partition(" … [")
+    assert "\n" not in out and "\\x1b[31m" in kept and kept.endswith("word") and len(kept) <= ERROR_TEXT_LIMIT
+    assert rest.endswith(" more characters]") and int(rest.split()[0]) > 0
+    assert _one_line("short\nmessage") == "short message"

@@ -146,3 +146,40 @@ def test_offline_tracking_writes_one_entry_per_frame(image_folder: Path, tmp_pat
     summary = json.loads((out / "summary.json").read_text())
     assert summary["offline"] is True and summary["frames"] == 10
     assert len(json.loads((out / "tracks.json").read_text())["frames"]) == 10
+
+
+def small_folder(frames: list[np.ndarray], folder: Path, count: int = 5) -> list[Path]:
+    """`count` 64x48 JPEG frames of the scene (tiny, so the pipeline runs in moments)."""
+    folder.mkdir()
+    paths = [folder / f"{i:05d}.jpg" for i in range(count)]
+    for path, rgb in zip(paths, frames):
+        cv2.imwrite(str(path), cv2.cvtColor(cv2.resize(rgb, (64, 48), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2BGR))
+    return paths
+
+
+def test_truncated_frame_is_an_error_or_skipped_and_listed(frames: list[np.ndarray], tmp_path: Path, capsys) -> None:
+    paths = small_folder(frames, tmp_path / "cut")
+    data = paths[2].read_bytes()
+    paths[2].write_bytes(data[: len(data) // 2])  # OpenCV alone would decode this as a grey-filled frame
+    assert movseg_run(tmp_path / "cut", "--out", tmp_path / "o") == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"movseg run: error: {paths[2]}: truncated JPEG: no end-of-image marker (FFD9) after the scan "
+                   f"data (file is {len(data) // 2:,} bytes)")
+    out = tmp_path / "partial"
+    assert movseg_run(tmp_path / "cut", "--out", out, "--allow-partial") == 0
+    printed = capsys.readouterr().out
+    assert "skipped 1 unreadable frame(s)" in printed and f"{paths[2]}: truncated JPEG" in printed
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["frames"] == 4 and summary["frames_skipped"] == 1
+    (skip,) = summary["skipped_frames"]
+    assert skip["file"] == str(paths[2]) and skip["problem"].startswith("truncated JPEG: no end-of-image marker")
+    assert sorted(p.name for p in (out / "labels").glob("*.png")) == ["00000.png", "00001.png", "00003.png", "00004.png"]
+
+
+def test_frames_of_mixed_sizes_name_the_file_and_both_sizes(frames: list[np.ndarray], tmp_path: Path,
+                                                             capsys) -> None:
+    paths = small_folder(frames, tmp_path / "mixed", count=3)
+    cv2.imwrite(str(paths[2]), np.zeros((48, 80, 3), np.uint8))
+    assert movseg_run(tmp_path / "mixed", "--out", tmp_path / "o") == 2
+    err = capsys.readouterr().err
+    assert f"{paths[2]} is 80x48 but the first frame, 00000.jpg, is 64x48" in err

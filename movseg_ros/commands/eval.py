@@ -9,6 +9,8 @@ Three sources of predictions:
                    stamp to the truth topic of B or of --truth (a bag written by `movseg bag make`).
 Metrics by data set: DAVIS J/F (Mean, Recall, Decay) binary and instance-level everywhere; FBMS
 official and proposed P/R/F, N and ΔObj on FBMS; sMOTSA, MOTSA, IDS and HOTA on KITTI-MOTS.
+A truncated or corrupt frame, annotation or prediction file is an error (exit 2) naming it; with
+--allow-partial that frame is left out of the pipeline's input and of the scores, and listed.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,14 +30,17 @@ from movseg_ros.bags.errors import BagError
 from movseg_ros.config_io import load_pipeline_config
 from movseg_ros.datasets import open_dataset
 from movseg_ros.datasets.davis import default_root
-from movseg_ros.datasets.errors import DatasetError
+from movseg_ros.datasets.errors import BadImageFile, DatasetError, read_or_skip
 from movseg_ros.datasets.predictions import read_prediction_folder, write_davis_predictions
 from movseg_ros.datasets.sequence import VideoSequence
 from movseg_ros.evaluation.errors import MetricInputError
 from movseg_ros.evaluation.relabel import DAVIS_UNSUPERVISED_MAX
 from movseg_ros.evaluation.sequence_eval import METRIC_SETS, EvalProtocol, combine, jsonable, score_sequence
 from movseg_ros.evaluation.stamped import ScoringError
+from movseg_ros.frame import Frame
+from movseg_ros.image_format import PATH_LIMIT
 from movseg_ros.pipeline import Pipeline, PipelineConfig
+from movseg_ros.safe_text import printable
 from movseg_ros.sources import stamp_ns
 from movseg_ros.plots import pyplot, save_figure
 
@@ -60,7 +66,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--frames", choices=("all", "inner"), default="all",
                    help="all annotated frames (unsupervised protocol, default) or all but the first and last")
     p.add_argument("--allow-partial", action="store_true",
-                   help="score the frames that have predictions and mark the result partial")
+                   help="score the frames that have predictions and mark the result partial; a frame whose "
+                        "image, annotation or prediction file is truncated, corrupt or unreadable (otherwise an "
+                        "error, exit 2) is skipped: not fed to the pipeline, excluded from every metric, and "
+                        "listed with its file and problem in the printed table and in --json (skipped_frames per "
+                        "sequence, frames_skipped per sequence and overall)")
     p.add_argument("--json", type=Path, help="write everything (per sequence and per frame) here")
     p.add_argument("--plot", type=Path, help="write a PNG: J and F per sequence and J over time")
 
@@ -90,12 +100,13 @@ def evaluate_dataset(args: argparse.Namespace) -> dict[str, Any]:
     config = load_pipeline_config(args.config) if args.config else PipelineConfig()
     results, timings = [], {}
     for seq in tqdm(sequences, desc="eval", unit="seq", file=sys.stderr, disable=None):
+        skipped: dict[int, BadImageFile] | None = {} if args.allow_partial else None
         if args.predictions:
-            predictions = _read_predictions(args.predictions, seq, args.allow_partial)
+            predictions = _read_predictions(args.predictions, seq, skipped)
         else:
-            predictions, timings[seq.name] = _run_pipeline(seq, config, args.offline)
+            predictions, timings[seq.name] = _run_pipeline(seq, config, args.offline, skipped)
             _write_predictions(args.write_predictions, seq, predictions)
-        results.append(score_sequence(seq, predictions, protocol))
+        results.append(score_sequence(seq, predictions, protocol, skipped))
     overall = combine(results)
     rows = [jsonable(r) | ({"ms_per_frame": timings[r["sequence"]]} if r["sequence"] in timings else {})
             for r in results]
@@ -110,33 +121,50 @@ def evaluate_dataset(args: argparse.Namespace) -> dict[str, Any]:
     return summary
 
 
-def _run_pipeline(seq: VideoSequence, config: PipelineConfig, offline: bool) -> tuple[list[np.ndarray], float]:
-    """The pipeline's label maps for every frame of the sequence, and its time per frame (ms)."""
+def _run_pipeline(seq: VideoSequence, config: PipelineConfig, offline: bool,
+                  skipped: dict[int, BadImageFile] | None) -> tuple[list[np.ndarray | None], float]:
+    """The pipeline's label map of every frame of the sequence (None for a frame `skipped` took as
+    unreadable; without that record such a frame is an error), and its time per frame (ms)."""
     pipeline = Pipeline(config)
-    frames = (seq.frame(i, stamp_ns(i, seq.fps)) for i in range(len(seq)))
+    frames = _readable_frames(seq, skipped)
     start = time.perf_counter()
     outputs = pipeline.run_offline(frames) if offline else [o for f in frames for o in pipeline.process(f)] + pipeline.finish()
     seconds = time.perf_counter() - start
-    if len(outputs) != len(seq):
-        raise RuntimeError(f"{seq.name}: {len(seq)} frames in but {len(outputs)} outputs")
-    return [o.label_map for o in outputs], 1000.0 * seconds / len(seq)
+    expected = len(seq) - len(skipped or {})
+    labels = {o.frame.index: o.label_map for o in outputs}
+    if len(outputs) != expected or len(labels) != expected:
+        raise RuntimeError(f"{seq.name}: {expected} frames in but {len(outputs)} outputs")
+    return [labels.get(i) for i in range(len(seq))], 1000.0 * seconds / max(1, expected)
 
 
-def _write_predictions(folder: Path, seq: VideoSequence, predictions: list[np.ndarray]) -> None:
-    """DAVIS 2016 (binary) and DAVIS 2017 unsupervised (at most 20 ids) files of one sequence."""
-    write_davis_predictions(folder / "binary", seq.name, predictions, "binary", seq.frame_names)
-    write_davis_predictions(folder / "instances", seq.name, predictions, "instances", seq.frame_names,
+def _readable_frames(seq: VideoSequence, skipped: dict[int, BadImageFile] | None) -> Iterator[Frame]:
+    """The sequence's frames as pipeline inputs, leaving out (into `skipped`, when given) unreadable ones."""
+    for i in range(len(seq)):
+        frame = read_or_skip(lambda k: seq.frame(k, stamp_ns(k, seq.fps)), i, skipped)
+        if frame is not None:
+            yield frame
+
+
+def _write_predictions(folder: Path, seq: VideoSequence, predictions: list[np.ndarray | None]) -> None:
+    """DAVIS 2016 (binary) and DAVIS 2017 unsupervised (at most 20 ids) files of one sequence; a skipped
+    frame has no file."""
+    present = [i for i, p in enumerate(predictions) if p is not None]
+    maps, names = [predictions[i] for i in present], [seq.frame_names[i] for i in present]
+    write_davis_predictions(folder / "binary", seq.name, maps, "binary", names)
+    write_davis_predictions(folder / "instances", seq.name, maps, "instances", names,
                             max_objects=DAVIS_UNSUPERVISED_MAX)
 
 
-def _read_predictions(folder: Path, seq: VideoSequence, allow_partial: bool) -> list[np.ndarray | None]:
-    """One entry per frame: MOTS text (folder/<seq>.txt) or DAVIS-format PNGs."""
+def _read_predictions(folder: Path, seq: VideoSequence, skipped: dict[int, BadImageFile] | None
+                      ) -> list[np.ndarray | None]:
+    """One entry per frame: MOTS text (folder/<seq>.txt) or DAVIS-format PNGs; a `skipped` record (partial
+    results allowed) takes unreadable prediction files."""
     txt = folder / f"{seq.name}.txt"
     if txt.is_file():
         from movseg_ros.datasets.mots import read_mots_label_maps
 
         return list(read_mots_label_maps(txt, len(seq), seq.size))
-    return read_prediction_folder(folder, seq, allow_partial).label_maps()
+    return read_prediction_folder(folder, seq, skipped is not None).label_maps(skipped)
 
 
 def evaluate_bag(args: argparse.Namespace) -> dict[str, Any]:
@@ -210,8 +238,13 @@ def _table(summary: dict[str, Any]) -> str:
                 lines.append(f"{r['sequence']:<20}{m['sMOTSA']:>8.3f}{m['MOTSA']:>8.3f}{m['IDS']:>6}{m['HOTA']:>8.3f}")
         m = overall["mots"]
         lines.append(f"{'combined':<20}{m['sMOTSA']:>8.3f}{m['MOTSA']:>8.3f}{m['IDS']:>6}{m['HOTA']:>8.3f}")
-    if overall["partial"]:
+    if any(r["missing_frames"] for r in rows):
         lines.append("PARTIAL: some annotated frames had no prediction (listed per sequence in --json)")
+    if overall["frames_skipped"]:
+        lines.append(f"SKIPPED: {overall['frames_skipped']} frame(s) with an unreadable file, left out of the "
+                     "pipeline's input and the scores (--allow-partial):")
+        lines += [f"  {r['sequence']} frame {printable(s['frame'])}: {printable(s['file'], PATH_LIMIT)}: {s['problem']}"
+                  for r in rows for s in r["skipped_frames"]]
     if summary.get("predictions_written"):
         lines.append(f"predictions written to {summary['predictions_written']}/binary and /instances (DAVIS format)")
     return "\n".join(lines)

@@ -18,6 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from movseg_ros.datasets.errors import DatasetError
+from movseg_ros.image_format import read_image_file
 from movseg_ros.model_files import ModelFileError
 
 
@@ -61,12 +62,10 @@ def _teach(args: argparse.Namespace) -> int:
     model = U2NetP(threads=args.threads)
     start = time.perf_counter()
     for item in tqdm(todo, desc="teach", unit="frame", file=sys.stderr, disable=None):
-        bgr = cv2.imread(str(item.image), cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise DatasetError(item.image, "cannot decode the image (missing, truncated or not an image)")
+        rgb = read_image_file(item.image)
         out = args.out / item.sequence / f"{item.image.stem}.png"
         out.parent.mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(out), (model(bgr[..., ::-1]) * 255 + 0.5).astype(np.uint8))
+        cv2.imwrite(str(out), (model(rgb) * 255 + 0.5).astype(np.uint8))
     print(f"movseg saliency teach: {len(todo)} maps made, {len(items) - len(todo)} were there "
           f"({time.perf_counter() - start:.0f} s); left out: {', '.join(exclude) or 'none'}")
     return 0

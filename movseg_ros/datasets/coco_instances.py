@@ -20,7 +20,9 @@ from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from movseg_ros.datasets.errors import DatasetError
+from movseg_ros.datasets.errors import BadImageFile, DatasetError
+from movseg_ros.datasets.label_files import checked_bytes
+from movseg_ros.safe_text import printable
 
 OBJECT_LABEL = 1
 IMAGE_FIELDS = ("id", "file_name", "width", "height")
@@ -61,14 +63,18 @@ class CocoInstances(Dataset):
     def _read_image(self, record: dict[str, Any]) -> np.ndarray:
         """(H, W, 3) uint8 RGB of one image entry; grey, palette and RGBA files are converted."""
         path = self.images / str(record["file_name"])
-        what = f"image id {record['id']} ('{record['file_name']}', listed in {self.annotations})"
+        what = f"image id {printable(record['id'])} ('{printable(record['file_name'])}', listed in {self.annotations})"
         if not path.is_file():
             raise DatasetError(path, f"no such image file for {what}")
         try:
-            with Image.open(path) as im:
+            data = checked_bytes(path)
+        except BadImageFile as e:
+            raise BadImageFile(path, f"cannot read {what}: {e.problem}") from None
+        try:
+            with Image.open(io.BytesIO(data)) as im:
                 rgb = np.asarray(im.convert("RGB"), np.uint8)
         except (UnidentifiedImageError, OSError, ValueError) as e:
-            raise DatasetError(path, f"cannot read {what}: {e}") from None
+            raise BadImageFile(path, f"cannot read {what}: {printable(e)}") from None
         if rgb.shape[:2] != (int(record["height"]), int(record["width"])):
             raise DatasetError(path, f"{what} is {rgb.shape[1]}x{rgb.shape[0]} but the annotations say "
                                      f"{record['width']}x{record['height']}")

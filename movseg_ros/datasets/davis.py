@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from movseg_ros.datasets.errors import DatasetError
+from movseg_ros.datasets.errors import BadImageFile, DatasetError
 from movseg_ros.datasets.label_files import VOID, read_palette_indices, read_raw_labels
 from movseg_ros.datasets.naming import check_no_missing_frames, list_images
 from movseg_ros.datasets.sequence import ImageFiles, VideoSequence
@@ -73,6 +73,17 @@ def annotation_kind(path: Path) -> str:
     return "davis2016" if kind == "grey" else "davis2017"
 
 
+def _dataset_kind(files: dict[int, Path]) -> str:
+    """annotation_kind of the first annotation file that reads: a cut-off one is left for scoring to
+    report (or, with partial results allowed, to leave out); when none reads, the first one's error."""
+    for index in sorted(files):
+        try:
+            return annotation_kind(files[index])
+        except BadImageFile:
+            continue
+    return annotation_kind(files[min(files)])
+
+
 def read_sequence(folder: Path, annotations: Path | None = None, name: str | None = None) -> VideoSequence:
     """One DAVIS sequence: `folder` holds the frames (or JPEGImages/ and Annotations/ beneath it).
 
@@ -90,7 +101,7 @@ def read_sequence(folder: Path, annotations: Path | None = None, name: str | Non
     check_no_missing_frames(images, image_dir)
     names = tuple(p.stem for p in images)
     files = _annotation_files(annotation_dir, images) if annotation_dir is not None else {}
-    dataset = annotation_kind(files[min(files)]) if files else "davis2016"
+    dataset = _dataset_kind(files) if files else "davis2016"
     truth = DavisTruth(files) if files else None
     return VideoSequence(name or folder.name, dataset, folder, names, ImageFiles(images), truth, DAVIS_FPS)
 

@@ -1,18 +1,22 @@
 """Annotation and prediction image files: palette PNGs (the DAVIS palette), grey masks, colour-coded maps.
 
 OpenCV turns an indexed PNG into colours, so indexed files are read with Pillow, which keeps the
-palette indices (the object ids of DAVIS 2017 and YouTube-VOS).
+palette indices (the object ids of DAVIS 2017 and YouTube-VOS). A file is checked whole first
+(movseg_ros.image_format): a cut-off or corrupt one is a BadImageFile naming it.
 """
 
 from __future__ import annotations
 
+import io
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from movseg_ros.datasets.errors import DatasetError
+from movseg_ros.datasets.errors import BadImageFile, DatasetError
+from movseg_ros.image_format import ImageFileError, read_image_bytes
+from movseg_ros.safe_text import printable
 
 VOID = 255  # DAVIS 2017 / YouTube-VOS palette index of pixels that are not scored
 
@@ -45,15 +49,16 @@ def image_size(path: Path) -> tuple[int, int]:
         with Image.open(path) as image:
             width, height = image.size
     except (OSError, ValueError) as e:
-        raise DatasetError(path, f"cannot read image header ({e})") from None
+        raise DatasetError(path, f"cannot read image header ({printable(e)})") from None
     return height, width
 
 
 def read_raw_labels(path: Path) -> tuple[np.ndarray, str]:
     """The file's pixel values and how to take them: ("index", HxW palette indices),
     ("grey", HxW grey levels or 16-bit values) or ("colour", HxW colour codes)."""
+    data = checked_bytes(path)
     try:
-        with Image.open(path) as image:
+        with Image.open(io.BytesIO(data)) as image:
             image.load()
             mode = image.mode
             if mode == "P":
@@ -65,17 +70,26 @@ def read_raw_labels(path: Path) -> tuple[np.ndarray, str]:
             if mode in ("RGB", "RGBA"):
                 return colour_codes(np.asarray(image.convert("RGB"))), "colour"
     except (OSError, ValueError, SyntaxError) as e:
-        raise DatasetError(path, f"cannot decode the image (missing, truncated or corrupt: {e})") from None
+        raise BadImageFile(path, f"Pillow cannot decode the image: {printable(e)}") from None
     raise DatasetError(path, f"unsupported image mode {mode!r} for a label map")
 
 
 def read_rgb(path: Path) -> np.ndarray:
     """Any image file as HxWx3 uint8 RGB (an indexed file through its palette)."""
+    data = checked_bytes(path)
     try:
-        with Image.open(path) as image:
+        with Image.open(io.BytesIO(data)) as image:
             return np.asarray(image.convert("RGB")).copy()
     except (OSError, ValueError, SyntaxError) as e:
-        raise DatasetError(path, f"cannot decode the image (missing, truncated or corrupt: {e})") from None
+        raise BadImageFile(path, f"Pillow cannot decode the image: {printable(e)}") from None
+
+
+def checked_bytes(path: Path) -> bytes:
+    """The file's bytes, a PNG or JPEG checked whole; BadImageFile names the file and the problem."""
+    try:
+        return read_image_bytes(path)
+    except ImageFileError as e:
+        raise BadImageFile(path, e.problem) from None
 
 
 def read_palette_indices(path: Path) -> np.ndarray:

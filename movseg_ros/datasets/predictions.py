@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from movseg_ros.datasets.errors import DatasetError
+from movseg_ros.datasets.errors import BadImageFile, DatasetError, read_or_skip
 from movseg_ros.datasets.label_files import (
     binary_palette, image_size, read_palette_indices, read_raw_labels, write_palette_png,
 )
@@ -208,9 +208,10 @@ class PredictionSet:
     def binary(self, index: int) -> np.ndarray:
         return self.labels(index) > 0
 
-    def label_maps(self) -> list[np.ndarray | None]:
-        """One entry per frame of the sequence: its label map, or None where there is no file."""
-        return [self.labels(i) if i in self.files else None for i in range(len(self.truth))]
+    def label_maps(self, skipped: dict[int, BadImageFile] | None = None) -> list[np.ndarray | None]:
+        """One entry per frame of the sequence: its label map, or None where there is no file; with a
+        `skipped` record, also None where the file is unreadable (the error recorded there)."""
+        return [read_or_skip(self.labels, i, skipped) if i in self.files else None for i in range(len(self.truth))]
 
 
 def prediction_dir(folder: Path, sequence: str) -> Path:

@@ -12,12 +12,12 @@ from functools import cached_property
 from pathlib import Path
 from typing import Protocol
 
-import cv2
 import numpy as np
 
-from movseg_ros.datasets.errors import DatasetError
+from movseg_ros.datasets.errors import BadImageFile, DatasetError
 from movseg_ros.datasets.label_files import image_size
 from movseg_ros.frame import Frame
+from movseg_ros.image_format import ImageFileError, read_image_file
 
 DATASET_KINDS = ("davis2016", "davis2017", "fbms", "kitti_mots", "motschallenge", "ytvos", "images", "video")
 
@@ -51,7 +51,7 @@ class TruthStore(Protocol):
 
 
 class ImageFiles:
-    """One image file per frame, decoded with OpenCV when read."""
+    """One image file per frame, checked whole and decoded with OpenCV when read."""
 
     def __init__(self, paths: Sequence[Path]) -> None:
         self.paths = tuple(paths)
@@ -61,10 +61,10 @@ class ImageFiles:
 
     def read(self, index: int) -> np.ndarray:
         path = self.paths[index]
-        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise DatasetError(path, "cannot decode the image (missing, truncated or not an image)")
-        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        try:
+            return read_image_file(path)
+        except ImageFileError as e:
+            raise BadImageFile(path, e.problem) from None
 
     @cached_property
     def _size(self) -> tuple[int, int]:

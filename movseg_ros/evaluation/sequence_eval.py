@@ -5,16 +5,19 @@ unsupervised instances on the annotated frames; FBMS official and proposed measu
 counts for FBMS; sMOTSA/HOTA (combined over sequences, in `score_dataset`) for MOTS data.
 A frame with truth but no prediction is an error unless partial results are allowed; then
 only the present frames are scored and the result says `partial` and which frames were missing.
+Likewise a frame whose image, prediction or annotation file is unreadable (BadImageFile): with
+partial results allowed it is left out and listed under `skipped_frames` with the file and problem.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from movseg_ros.datasets.errors import BadImageFile, read_or_skip
 from movseg_ros.datasets.sequence import VideoSequence
 from movseg_ros.evaluation.davis_metrics import score_binary_sequence, score_instance_sequence, summarise
 from movseg_ros.evaluation.errors import MetricInputError
@@ -47,15 +50,16 @@ class EvalProtocol:
         return self.metrics or DEFAULT_METRICS.get(dataset, ("davis",))
 
 
-def scored_frames(seq: VideoSequence, predictions: Sequence[np.ndarray | None], protocol: EvalProtocol
-                  ) -> tuple[list[int], list[int]]:
-    """(frames to score, annotated frames without a prediction) under the protocol."""
+def scored_frames(seq: VideoSequence, predictions: Sequence[np.ndarray | None], protocol: EvalProtocol,
+                  skipped: Collection[int] = ()) -> tuple[list[int], list[int]]:
+    """(frames to score, annotated frames without a prediction) under the protocol; `skipped` frames
+    (an unreadable file) have none either but are not counted missing."""
     if len(predictions) != len(seq):
         raise MetricInputError(f"{seq.name}: {len(predictions)} predicted frames for a sequence of {len(seq)}")
     annotated = list(seq.annotated)
     if protocol.frames == "inner":
         annotated = annotated[1:-1]
-    missing = [i for i in annotated if predictions[i] is None]
+    missing = [i for i in annotated if predictions[i] is None and i not in skipped]
     if missing and not protocol.allow_partial:
         names = [seq.frame_names[i] for i in missing[:10]]
         raise MetricInputError(f"{seq.name}: no prediction for {len(missing)} annotated frame(s), e.g. {names}; "
@@ -63,13 +67,19 @@ def scored_frames(seq: VideoSequence, predictions: Sequence[np.ndarray | None], 
     return [i for i in annotated if predictions[i] is not None], missing
 
 
-def score_sequence(seq: VideoSequence, predictions: Sequence[np.ndarray | None], protocol: EvalProtocol
-                   ) -> dict[str, Any]:
-    """Every applicable metric of one sequence; `predictions` has one entry per frame (None: missing)."""
-    frames, missing = scored_frames(seq, predictions, protocol)
+def score_sequence(seq: VideoSequence, predictions: Sequence[np.ndarray | None], protocol: EvalProtocol,
+                   skipped: Mapping[int, BadImageFile] | None = None) -> dict[str, Any]:
+    """Every applicable metric of one sequence; `predictions` has one entry per frame (None: missing, or
+    skipped: `skipped` says which frames had an unreadable file, and why). With partial results allowed,
+    an unreadable annotation file is skipped too."""
+    skipped = dict(skipped or {})
+    frames, missing = scored_frames(seq, predictions, protocol, skipped)
+    labels = {i: read_or_skip(seq.labels, i, skipped if protocol.allow_partial else None) for i in frames}
+    frames = [i for i in frames if labels[i] is not None]
     if not frames:
-        raise MetricInputError(f"{seq.name}: no annotated frame has a prediction")
-    truths = [seq.labels(i) for i in frames]
+        raise MetricInputError(f"{seq.name}: no annotated frame has a prediction"
+                               + (f" ({len(skipped)} frame(s) skipped as unreadable)" if skipped else ""))
+    truths = [labels[i] for i in frames]
     preds = [np.asarray(predictions[i]) for i in frames]
     for i, p, t in zip(frames, preds, truths):
         if p.shape != t.shape:
@@ -81,7 +91,10 @@ def score_sequence(seq: VideoSequence, predictions: Sequence[np.ndarray | None],
     result: dict[str, Any] = {
         "sequence": seq.name, "dataset": seq.dataset, "frames": len(seq), "frames_scored": len(frames),
         "scored_frames": [seq.frame_names[i] for i in frames],
-        "partial": bool(missing), "missing_frames": [seq.frame_names[i] for i in missing],
+        "partial": bool(missing or skipped), "missing_frames": [seq.frame_names[i] for i in missing],
+        "frames_skipped": len(skipped),
+        "skipped_frames": [{"frame": seq.frame_names[i], "file": str(e.path), "problem": e.problem}
+                           for i, e in sorted(skipped.items())],
     }
     metrics = protocol.metrics_for(seq.dataset)
     if "davis" in metrics:
@@ -100,7 +113,8 @@ def score_sequence(seq: VideoSequence, predictions: Sequence[np.ndarray | None],
 
 def combine(results: list[dict[str, Any]]) -> dict[str, Any]:
     """Overall figures over the sequences (each benchmark's own way of combining)."""
-    overall: dict[str, Any] = {"sequences": len(results), "partial": any(r["partial"] for r in results)}
+    overall: dict[str, Any] = {"sequences": len(results), "partial": any(r["partial"] for r in results),
+                               "frames_skipped": sum(r["frames_skipped"] for r in results)}
     davis = [r["davis"] for r in results if "davis" in r]
     if davis:
         overall["davis_binary"] = summarise([d["binary"] for d in davis]).as_dict()

@@ -15,7 +15,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from movseg_ros.datasets.errors import DatasetError
+from movseg_ros.datasets.errors import BadImageFile, DatasetError
+from movseg_ros.image_format import ImageFileError, decode_image_file
 
 
 @dataclass(frozen=True)
@@ -54,10 +55,11 @@ def davis_frames(root: Path, sequences: list[str] | None = None, exclude: tuple[
 
 
 def _read(path: Path, flags: int) -> np.ndarray:
-    img = cv2.imread(str(path), flags)
-    if img is None:
-        raise DatasetError(path, "cannot decode the image (missing, truncated or not an image)")
-    return img
+    """The file as OpenCV decodes it with `flags`, checked whole first; a BadImageFile names it otherwise."""
+    try:
+        return decode_image_file(path, flags)
+    except ImageFileError as e:
+        raise BadImageFile(path, e.problem) from None
 
 
 def read_item(item: FrameItem) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
