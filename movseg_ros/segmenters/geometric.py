@@ -257,12 +257,15 @@ def make_scheduled_saliency(config: GeometricConfig):
     except ImportError:
         raise RuntimeError("geometric.appearance 'saliency' needs torch (pip install 'movseg_ros[ml]'); "
                            "or set geometric.appearance: none") from None
+    from movseg_ros.model_files import ModelFileError
     from movseg_ros.paths import weights_file
     from movseg_ros.saliency.predictor import SHIPPED, SaliencyPredictor
     from movseg_ros.saliency.schedule import ScheduledSaliency
 
-    # a ModelFileError names the file; the node names geometric.saliency_weights from its path
-    predictor = SaliencyPredictor(weights_file(config.saliency_weights, SHIPPED), config.saliency_width)
+    try:
+        predictor = SaliencyPredictor(weights_file(config.saliency_weights, SHIPPED), config.saliency_width)
+    except ModelFileError as e:  # still a ModelFileError, so the node can name the parameter from its path
+        raise ModelFileError(e.path, f"{e.problem} (the file of geometric.saliency_weights)") from None
     return ScheduledSaliency(predictor, config.saliency_every)
 
 
