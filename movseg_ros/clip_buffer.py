@@ -89,7 +89,8 @@ class ClipBuffer:
 
 
 def thumbnail(frame: Frame, width: int) -> Frame:
-    """`frame` shrunk to at most `width` pixels wide (aspect kept), same stamp, id and index."""
+    """`frame` shrunk to at most `width` pixels wide (aspect kept), same stamp, id and index; its depth,
+    intrinsics and rotation are let go (only the newest frames' are read)."""
     h, w = frame.size
     if w <= width:
         return frame

@@ -1,4 +1,4 @@
-"""The unit of input: one RGB image with its stamp and frame id."""
+"""The unit of input: one RGB image with its stamp and frame id, and what else the robot knows then."""
 
 from __future__ import annotations
 
@@ -6,15 +6,26 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from movseg_ros.camera_model import Intrinsics
+
 
 @dataclass(frozen=True)
 class Frame:
-    """One camera image (HxWx3 uint8 RGB) with the header it arrived with."""
+    """One camera image (HxWx3 uint8 RGB) with the header it arrived with.
+
+    Optional, from the robot: `depth` (HxW float32 metres registered to the image, NaN where
+    unknown), `intrinsics` (of this image's size) and `rotation` (3x3, the camera's rotation since
+    the previous frame of the stream, in the optical frame: a point X in the previous camera frame is
+    R @ X in this one), from an IMU or odometry.
+    """
 
     image: np.ndarray
     stamp_ns: int
     frame_id: str = ""
     index: int = 0
+    depth: np.ndarray | None = None
+    intrinsics: Intrinsics | None = None
+    rotation: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         img = self.image
@@ -22,6 +33,14 @@ class Frame:
             raise ValueError(f"Frame.image must be HxWx3 uint8 RGB, got shape {img.shape} dtype {img.dtype}")
         if img.shape[0] == 0 or img.shape[1] == 0:
             raise ValueError(f"Frame.image is empty: shape {img.shape}")
+        if self.depth is not None and (self.depth.shape != img.shape[:2] or self.depth.dtype != np.float32):
+            raise ValueError(f"Frame.depth must be HxW float32 like the image {img.shape[:2]}, "
+                             f"got shape {self.depth.shape} dtype {self.depth.dtype}")
+        if self.intrinsics is not None and (self.intrinsics.width, self.intrinsics.height) != (img.shape[1], img.shape[0]):
+            raise ValueError(f"Frame.intrinsics are for {self.intrinsics.width}x{self.intrinsics.height}, "
+                             f"the image is {img.shape[1]}x{img.shape[0]}")
+        if self.rotation is not None and np.asarray(self.rotation).shape != (3, 3):
+            raise ValueError(f"Frame.rotation must be 3x3, got shape {np.asarray(self.rotation).shape}")
 
     @property
     def size(self) -> tuple[int, int]:

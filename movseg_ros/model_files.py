@@ -28,7 +28,7 @@ class ModelFileError(ValueError):
     def __init__(self, path: Path | str, problem: str) -> None:
         self.path = Path(path)
         self.problem = problem
-        super().__init__(f"weights {self.path}: {problem}")
+        super().__init__(f"weights {printable(self.path, 400)}: {problem}")  # a path is text from outside
 
 
 def load_checkpoint(path: Path | str, expected_arch: str) -> dict[str, Any]:

@@ -143,3 +143,22 @@ def test_frames_older_than_the_newest_two_are_kept_at_the_work_width() -> None:
     for i in range(4):
         small.push(blank_frame(i, shape=(120, 160)))
     assert all(f.size == (120, 160) for f in small)  # never enlarged
+
+
+def test_frame_extras_must_match_the_image() -> None:
+    from movseg_ros.camera_model import Intrinsics
+
+    img = np.zeros((48, 64, 3), np.uint8)
+    k = Intrinsics(50.0, 50.0, 31.5, 23.5, 64, 48)
+    Frame(img, 0, depth=np.ones((48, 64), np.float32), intrinsics=k, rotation=np.eye(3))
+    with pytest.raises(ValueError, match="depth"):
+        Frame(img, 0, depth=np.ones((24, 32), np.float32))
+    with pytest.raises(ValueError, match="depth"):
+        Frame(img, 0, depth=np.ones((48, 64), np.float64))
+    with pytest.raises(ValueError, match="intrinsics are for 32x24"):
+        Frame(img, 0, intrinsics=k.scaled(32, 24))
+    with pytest.raises(ValueError, match="rotation"):
+        Frame(img, 0, rotation=np.eye(4))
+    with pytest.raises(ValueError, match="focal"):
+        Intrinsics(0.0, 50.0, 1.0, 1.0, 64, 48)
+    assert k.scaled(32, 24).matrix[0, 0] == 25.0 and k.scaled(32, 24).cx == 15.5

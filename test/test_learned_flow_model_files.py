@@ -123,3 +123,13 @@ def test_long_library_errors_are_cut_at_a_word_with_an_ellipsis() -> None:
     assert "\n" not in out and "\\x1b[31m" in kept and kept.endswith("word") and len(kept) <= ERROR_TEXT_LIMIT
     assert rest.endswith(" more characters]") and int(rest.split()[0]) > 0
     assert _one_line("short\nmessage") == "short message"
+
+
+def test_a_hostile_file_name_is_escaped_in_the_error(tmp_path) -> None:
+    from movseg_ros.model_files import ModelFileError, load_checkpoint
+
+    bad = tmp_path / "w\n[ERROR] forged\x1b[2J.pt"
+    with pytest.raises(ModelFileError) as err:
+        load_checkpoint(bad, "raft_small")
+    text = str(err.value)
+    assert "\n" not in text and "\x1b" not in text and "w\\n[ERROR] forged\\x1b[2J.pt" in text and "no such file" in text
