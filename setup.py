@@ -33,7 +33,8 @@ setup(
         "tabulate>=0.9",  # trackeval's own dependency: trackeval is installed with --no-deps (see Makefile)
     ],
     extras_require={
-        "ros": ["ros-rclpy[fastrtps]", "ros-sensor-msgs", "ros-std-msgs", "ros-diagnostic-msgs", "ros-builtin-interfaces"],
+        "ros": ["ros-rclpy[fastrtps]", "ros-sensor-msgs", "ros-std-msgs", "ros-diagnostic-msgs", "ros-builtin-interfaces",
+                "ros-lifecycle-msgs", "ros-std-srvs", "ros-geometry-msgs", "ros-nav-msgs", "ros-visualization-msgs"],
         "test": ["pytest>=7", "pytest-timeout>=2"],
         # exact pins: an unpinned torch pulls the newest release, which torchvision's ops do not match
         "ml": ["torch==2.14.1", "torchvision==0.29.1", "onnxruntime>=1.17,<1.26"],

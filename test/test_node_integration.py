@@ -82,7 +82,8 @@ def count(d: dict[str, str], key: str) -> int:
 def settled(d: dict[str, str]) -> bool:
     """Nothing waiting or in flight: every received frame is accounted for."""
     return d["queue depth"] == "0" and count(d, "frames received") == (
-        count(d, "frames processed") + count(d, "frames dropped") + count(d, "frames bad") + count(d, "frames failed"))
+        count(d, "frames processed") + count(d, "frames dropped") + count(d, "frames bad") + count(d, "frames failed")
+        + count(d, "frames skipped"))
 
 
 def send_good(ros: RosHarness, stamp: int, shift: int = 0, size: tuple[int, int] = (H, W)) -> tuple[Image, np.ndarray]:

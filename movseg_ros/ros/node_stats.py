@@ -1,7 +1,7 @@
 """What the node counts and times, and its /diagnostics status built from that.
 
 Counters are cumulative since start so that, once the queue is empty,
-received == processed + dropped + bad + failed. Rates and latencies cover a recent window; the
+received == processed + dropped + bad + failed + skipped (paused by ~/enable). Rates and latencies cover a recent window; the
 camera latency (clock minus header stamp) only from stamps that are plausible, the rest counted.
 """
 
@@ -57,6 +57,7 @@ class NodeStats:
         self.received = 0
         self.processed = 0
         self.failed = 0
+        self.skipped = 0
         self.published = 0
         self.implausible_stamps = 0
         self.bad: Counter[str] = Counter()
@@ -81,6 +82,11 @@ class NodeStats:
             self.processed += 1
             self.resets.update(resets)
 
+    def on_skipped(self) -> None:
+        """A frame that arrived while processing was paused (~/enable false)."""
+        with self._lock:
+            self.skipped += 1
+
     def on_failed(self) -> None:
         with self._lock:
             self.failed += 1
@@ -96,7 +102,8 @@ class NodeStats:
             else:
                 self._camera_latency.add(now, camera_latency_s * 1e3)
 
-    def status(self, name: str, pipeline: str, device: str, dropped: int, queue_depth: int) -> DiagnosticStatus:
+    def status(self, name: str, pipeline: str, device: str, dropped: int, queue_depth: int,
+               state: str = "active") -> DiagnosticStatus:
         """One DiagnosticStatus: WARN while frames are dropped, bad or failing, else OK."""
         now = time.monotonic()
         with self._lock:
@@ -105,6 +112,7 @@ class NodeStats:
             bad_total = sum(self.bad.values())
             values = {
                 "pipeline": pipeline,
+                "lifecycle state": state,
                 "device": device,
                 "input rate (Hz)": f"{self._inputs.rate(now):.2f}",
                 "output rate (Hz)": f"{self._outputs.rate(now):.2f}",
@@ -117,6 +125,7 @@ class NodeStats:
                 "frames dropped": str(dropped),
                 "frames bad": str(bad_total),
                 "frames failed": str(self.failed),
+                "frames skipped": str(self.skipped),
                 "outputs published": str(self.published),
                 "queue depth": str(queue_depth),
                 "stream resets": str(sum(self.resets.values())),

@@ -82,6 +82,7 @@ class NodeSettings:
     publish_overlay: bool = True
     diagnostics_period: float = 1.0
     max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS
+    autostart: bool = True
 
 
 def node_specs() -> list[ParamSpec]:
@@ -97,6 +98,8 @@ def node_specs() -> list[ParamSpec]:
                   "Input subscription reliability: best_effort (sensor data) or reliable.", choices=RELIABILITIES),
         ParamSpec("qos.depth", 5, "Input subscription history depth (keep last).", int_range=(1, 100)),
         ParamSpec("use_compressed", False, "Also subscribe to image/compressed (jpeg/png)."),
+        ParamSpec("autostart", True, "Configure and activate the lifecycle node at start (false: wait for "
+                  "the lifecycle manager)."),
         ParamSpec("max_input_pixels", DEFAULT_MAX_INPUT_PIXELS,
                   "Largest input image (width*height) accepted; larger ones are refused as bad before decoding.",
                   int_range=(256, 1 << 30)),
@@ -204,6 +207,7 @@ def read_settings(node: Node) -> NodeSettings:
         publish_overlay=bool(values["publish_overlay"]),
         diagnostics_period=float(values["diagnostics_period"]),
         max_input_pixels=int(values["max_input_pixels"]),
+        autostart=bool(values["autostart"]),
     )
 
 

@@ -5,6 +5,11 @@ header, ros/admission.py), timestamps it and hands it to a drop-oldest queue; on
 decodes, runs the pipeline and publishes, so a slow pipeline costs dropped frames (counted)
 rather than a growing backlog or stale outputs, and a malformed message is counted as bad, never
 as dropped. Strings from messages and files are escaped and cut before they are logged.
+It is a managed (lifecycle) node: configure builds the pipeline and starts the worker, activate
+subscribes the inputs, deactivate unsubscribes, cleanup stops the worker. With `autostart` (the
+default) it configures and activates itself, so nobody waits on an unconfigured node. A
+`~/enable` (std_srvs/SetBool) service pauses and resumes processing; paused frames are counted
+as skipped.
 Run: `segment_node --ros-args --params-file config/segment.yaml -r image:=/camera/image_raw`
 (with use_compressed, remap `image/compressed` too: `-r image:=X` leaves it alone; the launch file does both).
 """
@@ -20,10 +25,11 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.executors import ExternalShutdownException
 from rclpy.impl.rcutils_logger import RcutilsLogger
-from rclpy.node import Node
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image, PointCloud2
+from std_srvs.srv import SetBool
 
 from movseg_ros.frame import Frame
 from movseg_ros.model_files import ModelFileError
@@ -60,7 +66,7 @@ OUTPUT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=R
                         durability=DurabilityPolicy.VOLATILE)
 
 
-class SegmentNode(Node):
+class SegmentNode(LifecycleNode):
     """Subscribes `image` (and optionally `image/compressed`); publishes under /movseg and /diagnostics."""
 
     def __init__(self) -> None:
@@ -72,47 +78,110 @@ class SegmentNode(Node):
             raise
         for name in unknown_overrides(self, node_specs()):
             self.get_logger().warning(f"ignoring unknown parameter '{printable(name)}' (typo?)")
-        try:
-            self.pipeline = Pipeline(self.settings.pipeline)
-        except ModelFileError as e:
-            self.destroy_node()
-            raise ParameterError(weights_parameter(self.settings.pipeline, e.path), printable(e, LOG_TEXT_LIMIT)) from None
-        except (ValueError, OSError, RuntimeError) as e:  # e.g. a missing module
-            self.destroy_node()
-            raise ParameterError("pipeline", f"cannot build pipeline '{self.settings.pipeline.pipeline}': "
-                                             f"{printable(e, LOG_TEXT_LIMIT)}") from None
         self.limits = AdmissionLimits(self.settings.max_input_pixels, self.settings.pipeline)
         self.stats = NodeStats()
+        self.pipeline: Pipeline | None = None
         self.queue: DropOldestQueue[tuple[InputMsg, float]] = DropOldestQueue(self.settings.queue_size)
+        self._worker: threading.Thread | None = None
+        self._subscriptions_in: list = []
+        self._enabled = True
         self._publish_overlay = self.settings.publish_overlay
         self._arrivals: dict[int, float] = {}
         self._index = 0
         self._loggers: dict[str, RcutilsLogger] = {}
+        self._configure_error: ParameterError | None = None
 
-        qos = input_qos(self.settings)
-        self.create_subscription(Image, "image", self._on_image, qos)
-        if self.settings.use_compressed:
-            self.create_subscription(CompressedImage, "image/compressed", self._on_image, qos)
         self.pub_instances = self.create_publisher(Image, "/movseg/instances", OUTPUT_QOS)
         self.pub_tracks = self.create_publisher(PointCloud2, "/movseg/tracks", OUTPUT_QOS)
         self.pub_overlay = self.create_publisher(Image, "/movseg/overlay", OUTPUT_QOS)
         self.pub_diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", OUTPUT_QOS)
         self._diag_timer = self.create_timer(self.settings.diagnostics_period, self._publish_diagnostics)
+        self.create_service(SetBool, "~/enable", self._on_enable)
         self.add_post_set_parameters_callback(self._on_parameters_set)
+        if self.settings.autostart:
+            self._autostart()
 
+    def _autostart(self) -> None:
+        """Configure and activate now; a pipeline that cannot be built is a ParameterError (exit 2)."""
+        if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+            error = self._configure_error or ParameterError("pipeline", "configuring the node failed")
+            self.destroy_node()
+            raise error
+        if self.trigger_activate() != TransitionCallbackReturn.SUCCESS:
+            self.destroy_node()
+            raise ParameterError("autostart", "activating the node failed")
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Build the pipeline and start the worker."""
+        try:
+            self.pipeline = Pipeline(self.settings.pipeline)
+        except ModelFileError as e:
+            self._configure_error = ParameterError(weights_parameter(self.settings.pipeline, e.path),
+                                                   printable(e, LOG_TEXT_LIMIT))
+        except (ValueError, OSError, RuntimeError) as e:  # e.g. a missing module
+            self._configure_error = ParameterError("pipeline", f"cannot build pipeline "
+                                                   f"'{self.settings.pipeline.pipeline}': {printable(e, LOG_TEXT_LIMIT)}")
+        if self._configure_error is not None:
+            self.get_logger().error(f"cannot configure: {self._configure_error}")
+            return TransitionCallbackReturn.FAILURE
+        self.queue = DropOldestQueue(self.settings.queue_size)
+        self._index = 0
         self._worker = threading.Thread(target=self._work, name="movseg-worker", daemon=True)
         self._worker.start()
+        self.get_logger().info(f"configured: pipeline '{self.pipeline.name}' on {self.pipeline.device}; "
+                               f"queue {self.settings.queue_size}")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Subscribe the inputs: frames flow from now on."""
+        qos = input_qos(self.settings)
+        self._subscriptions_in = [self.create_subscription(Image, "image", self._on_image, qos)]
+        if self.settings.use_compressed:
+            self._subscriptions_in.append(self.create_subscription(CompressedImage, "image/compressed",
+                                                                   self._on_image, qos))
         self.get_logger().info(
-            f"pipeline '{self.pipeline.name}' on {self.pipeline.device}; input "
-            f"'{self.resolve_topic_name('image')}' ({self.settings.reliability}, depth {self.settings.depth})"
-            f"{' + compressed' if self.settings.use_compressed else ''}; queue {self.settings.queue_size}"
-        )
+            f"active: input '{self.resolve_topic_name('image')}' ({self.settings.reliability}, depth "
+            f"{self.settings.depth}){' + compressed' if self.settings.use_compressed else ''}")
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Unsubscribe the inputs; the worker finishes what is queued."""
+        for sub in self._subscriptions_in:
+            self.destroy_subscription(sub)
+        self._subscriptions_in = []
+        self.get_logger().info("inactive: inputs unsubscribed")
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Stop the worker and let the pipeline go (configure builds a fresh one)."""
+        self.stop()
+        self.pipeline = None
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        if state.label == "active":
+            self.on_deactivate(state)
+        self.stop()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _on_enable(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
+        """~/enable: false pauses processing (frames are counted as skipped), true resumes it."""
+        self._enabled = bool(request.data)
+        response.success = True
+        response.message = "processing" if self._enabled else "paused: frames are counted as skipped"
+        self.get_logger().info(f"~/enable {self._enabled}: {response.message}")
+        return response
 
     # --- callbacks (thin) -------------------------------------------------------------------
 
     def _on_image(self, msg: InputMsg) -> None:
         arrival = time.monotonic()
         self.stats.on_received(arrival)
+        if not self._enabled:
+            self.stats.on_skipped()
+            return
         try:
             admit(msg, self.limits)
         except BadImage as e:
@@ -138,8 +207,11 @@ class SegmentNode(Node):
     def _publish_diagnostics(self) -> None:
         msg = DiagnosticArray()
         msg.header.stamp = self.get_clock().now().to_msg()
-        msg.status = [self.stats.status(f"{NODE_NAME}: segmentation", self.pipeline.name, self.pipeline.device,
-                                        self.queue.dropped, len(self.queue))]
+        pipeline = self.pipeline
+        msg.status = [self.stats.status(f"{NODE_NAME}: segmentation",
+                                        pipeline.name if pipeline else self.settings.pipeline.pipeline,
+                                        pipeline.device if pipeline else "none", self.queue.dropped, len(self.queue),
+                                        self._state_label())]
         self.pub_diagnostics.publish(msg)
 
     # --- worker -----------------------------------------------------------------------------
@@ -204,11 +276,20 @@ class SegmentNode(Node):
             self._loggers[topic] = self.get_logger().get_child(topic)
         return self._loggers[topic]
 
+    def _state_label(self) -> str:
+        """The lifecycle state, and whether processing is paused by ~/enable."""
+        label = self._state_machine.current_state[1]
+        return label if self._enabled else f"{label}, paused"
+
     def stop(self, timeout: float = 5.0) -> bool:
-        """Stop the worker; True if it ended within `timeout` seconds."""
+        """Stop the worker; True if it ended within `timeout` seconds (or none was running)."""
         self.queue.close()
+        if self._worker is None:
+            return True
         self._worker.join(timeout)
-        return not self._worker.is_alive()
+        stopped = not self._worker.is_alive()
+        self._worker = None if stopped else self._worker
+        return stopped
 
 
 def main(args: list[str] | None = None) -> int:

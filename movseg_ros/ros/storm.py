@@ -243,7 +243,7 @@ class StormReport:
 
 def counters(d: dict[str, str]) -> dict[str, int]:
     """The node's cumulative counters from one /diagnostics status."""
-    out = {k: int(d.get(f"frames {k}", "0")) for k in ("received", "processed", "dropped", "bad", "failed")}
+    out = {k: int(d.get(f"frames {k}", "0")) for k in ("received", "processed", "dropped", "bad", "failed", "skipped")}
     out.update({key[len("bad input ("):-1]: int(v) for key, v in d.items() if key.startswith("bad input (")})
     return out
 
@@ -251,7 +251,8 @@ def counters(d: dict[str, str]) -> dict[str, int]:
 def settled(d: dict[str, str]) -> bool:
     """Nothing queued or in flight: every received frame is counted as something."""
     c = counters(d)
-    return d.get("queue depth") == "0" and c["received"] == c["processed"] + c["dropped"] + c["bad"] + c["failed"]
+    return d.get("queue depth") == "0" and c["received"] == (c["processed"] + c["dropped"] + c["bad"] + c["failed"]
+                                                              + c["skipped"])
 
 
 def run_storm(name: str, client: Any, node: Any, probes: Iterator[Probe], rate_hz: float,
@@ -284,7 +285,7 @@ def run_storm(name: str, client: Any, node: Any, probes: Iterator[Probe], rate_h
         for k in ("received", "processed", "dropped", "bad", "failed"):
             setattr(report, k, after[k] - before[k])
         report.bad_by_kind = {k: after[k] - before.get(k, 0) for k in after
-                              if k not in ("received", "processed", "dropped", "bad", "failed")
+                              if k not in ("received", "processed", "dropped", "bad", "failed", "skipped")
                               and after[k] > before.get(k, 0)}
         report.lost = report.sent - report.received
         report.miscounted = max(0, report.processed + report.dropped + report.failed - report.sent_valid)
