@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from movseg_ros.frame import Frame
+
+if TYPE_CHECKING:
+    from movseg_ros.geometry3d import Object3D
 
 
 class TrackStatus(IntEnum):
@@ -30,6 +34,7 @@ class TrackState:
     age: int  # frames since the track started (0 in its first frame)
     hits: int  # frames in which it was seen
     velocity: tuple[float, float]  # box-centre velocity in the image, pixels/s
+    geometry: Object3D | None = None  # 3D centroid, extent and velocity, when the frame had depth
 
     @property
     def area(self) -> int:

@@ -41,14 +41,16 @@ def test_cloud_is_a_packed_little_endian_table_with_the_input_header() -> None:
     msg = tracks_to_cloud(make_tracks(), HEADER)
     assert msg.header == HEADER
     assert (msg.height, msg.width, msg.is_dense, msg.is_bigendian) == (1, 2, True, False)
-    assert msg.point_step == 46 == TRACK_DTYPE.itemsize and msg.row_step == 92 and len(msg.data) == 92
+    assert msg.point_step == 83 == TRACK_DTYPE.itemsize and msg.row_step == 166 and len(msg.data) == 166
     names = [f.name for f in msg.fields]
-    assert names == ["id", "score", "moving", "status", "x0", "y0", "x1", "y1", "area", "vx", "vy", "age", "hits"]
+    assert names == ["id", "score", "moving", "status", "x0", "y0", "x1", "y1", "area", "vx", "vy", "age", "hits",
+                     "x", "y", "z", "size_x", "size_y", "size_z", "vel_x", "vel_y", "vel_z", "has_3d"]
     types = {f.name: f.datatype for f in msg.fields}
     assert types["id"] == PointField.UINT32 and types["moving"] == PointField.UINT8
     assert types["x0"] == PointField.FLOAT32 and types["hits"] == PointField.UINT32
     assert all(f.count == 1 for f in msg.fields)
-    assert [f.offset for f in msg.fields] == [0, 4, 8, 9, 10, 14, 18, 22, 26, 30, 34, 38, 42]
+    assert [f.offset for f in msg.fields] == [0, 4, 8, 9, 10, 14, 18, 22, 26, 30, 34, 38, 42,
+                                              46, 50, 54, 58, 62, 66, 70, 74, 78, 82]
 
 
 def test_no_tracks_is_an_empty_table() -> None:
@@ -75,3 +77,17 @@ def test_short_data_is_an_error() -> None:
     msg.data = msg.data[:50]
     with pytest.raises(ValueError, match="bytes"):
         tracks_from_cloud(msg)
+
+
+def test_3d_fields_are_filled_only_from_valid_geometry() -> None:
+    from types import SimpleNamespace
+
+    tracks = make_tracks()
+    tracks[0].geometry = SimpleNamespace(valid=True, centroid=np.array([0.5, -0.25, 2.5]),
+                                         extent=np.array([0.4, 0.3, 0.2]), velocity=np.array([1.0, 0.0, -0.5]))
+    tracks[1].geometry = SimpleNamespace(valid=False, centroid=np.ones(3), extent=np.ones(3), velocity=np.ones(3))
+    a, b = tracks_from_cloud(tracks_to_cloud(tracks, HEADER))
+    assert (a["has_3d"], a["x"], a["y"], a["z"]) == (1, 0.5, -0.25, 2.5)
+    assert (a["size_x"], a["size_y"], a["size_z"]) == pytest.approx((0.4, 0.3, 0.2))
+    assert (a["vel_x"], a["vel_y"], a["vel_z"]) == (1.0, 0.0, -0.5)
+    assert (b["has_3d"], b["x"], b["y"], b["z"], b["vel_x"]) == (0, 0, 0, 0, 0)

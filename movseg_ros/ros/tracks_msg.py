@@ -3,7 +3,7 @@
 PointCloud2 is a standard message any ROS 2 install and bag reader can decode, and its field
 list makes the table self-describing. One record ("point") per track; height = 1,
 width = number of tracks, is_dense = true, little-endian, fields packed with no padding
-(point_step = 46 bytes). The header is the input frame's header (stamp and frame_id).
+(point_step = 83 bytes). The header is the input frame's header (stamp and frame_id).
 
 Fields, in order:
     id      uint32   track id; equals the pixel value of this track in /movseg/instances
@@ -19,6 +19,11 @@ Fields, in order:
     vy      float32  box-centre velocity in the image, y, pixels per second
     age     uint32   frames since the track started
     hits    uint32   frames in which the track was seen
+    x, y, z float32  3D centroid of the track's visible pixels in the camera's optical frame (x right,
+                     y down, z forward), metres; 0 when has_3d is 0
+    size_x, size_y, size_z  float32  extent of the object's points along x, y, z, metres
+    vel_x, vel_y, vel_z     float32  centroid velocity, metres per second (0 on its first 3D sighting)
+    has_3d  uint8    1 when the frame had registered depth and enough of the mask had valid depth, else 0
 """
 
 from __future__ import annotations
@@ -45,6 +50,16 @@ TRACK_FIELDS: tuple[tuple[str, str, int], ...] = (
     ("vy", "<f4", PointField.FLOAT32),
     ("age", "<u4", PointField.UINT32),
     ("hits", "<u4", PointField.UINT32),
+    ("x", "<f4", PointField.FLOAT32),
+    ("y", "<f4", PointField.FLOAT32),
+    ("z", "<f4", PointField.FLOAT32),
+    ("size_x", "<f4", PointField.FLOAT32),
+    ("size_y", "<f4", PointField.FLOAT32),
+    ("size_z", "<f4", PointField.FLOAT32),
+    ("vel_x", "<f4", PointField.FLOAT32),
+    ("vel_y", "<f4", PointField.FLOAT32),
+    ("vel_z", "<f4", PointField.FLOAT32),
+    ("has_3d", "u1", PointField.UINT8),
 )
 TRACK_DTYPE = np.dtype([(name, t) for name, t, _ in TRACK_FIELDS])  # packed: no align
 
@@ -65,6 +80,12 @@ def tracks_table(tracks: list[TrackState]) -> np.ndarray:
         row["area"] = t.area
         row["vx"], row["vy"] = t.velocity
         row["age"], row["hits"] = t.age, t.hits
+        g = t.geometry
+        if g is not None and g.valid:
+            row["x"], row["y"], row["z"] = g.centroid
+            row["size_x"], row["size_y"], row["size_z"] = g.extent
+            row["vel_x"], row["vel_y"], row["vel_z"] = g.velocity
+            row["has_3d"] = 1
     return table
 
 
