@@ -3,6 +3,14 @@
 The camera pans, zooms and rolls over a richly textured world so that optical flow is
 well-posed everywhere; objects are textured blobs composited with the camera transform plus
 their own world motion, and the truth (ids, moving flags) is the exact rendering.
+
+The 3D reading (depth, intrinsics, rotations, centroids) puts the world on a fronto-parallel plane
+and each object on a fronto-parallel card nearer the camera, seen by a pinhole camera of focal
+`focal_px` with its principal point at (w/2, h/2), the point the zoom and roll turn about. The pan
+is a yaw (horizontal) and pitch (vertical) of the camera, the roll a rotation about its optical axis,
+and a zoom factor s the camera dollying in so every depth is divided by s (intrinsics stay fixed).
+Roll and zoom are exact; the pan is exact to first order (the picture is shifted, not warped as a
+true rotation would warp it), so the rotation homography is right to a fraction of a pixel per frame.
 """
 
 from __future__ import annotations
@@ -13,6 +21,8 @@ from statistics import NormalDist
 
 import cv2
 import numpy as np
+
+from movseg_ros.camera_model import Intrinsics
 
 # Where things sit in the reference view (camera at rest), as fractions of (width, height).
 _STATIC_AT = (0.20, 0.71)
@@ -40,6 +50,11 @@ class SceneConfig:
     stopper_speed: float = 4.0  # px/frame relative to the world until stop_frame
     object_area: float = 0.035  # each object's world area, fraction of the image (zoom varies it +-4 %)
     noise_sigma: float = 2.0  # sensor noise, grey levels
+    focal_px: float = 525.0  # pinhole focal length, px at the configured size (fx = fy); scale it to keep the FOV
+    background_depth: float = 5.0  # metres from the camera at rest to the world plane
+    static_depth: float = 3.5  # metres to each object's card; nearer objects are painted on top, so
+    stopper_depth: float = 3.0  # mover <= stopper <= static < background
+    mover_depth: float = 2.5
 
     def __post_init__(self) -> None:
         if self.width < 64 or self.height < 48:
@@ -48,6 +63,18 @@ class SceneConfig:
             raise ValueError(f"frames must be >= 1, got {self.frames}")
         if not 0.01 <= self.object_area <= 0.06:
             raise ValueError(f"object_area must be in [0.01, 0.06], got {self.object_area}")
+        for name in ("focal_px", "background_depth", "static_depth", "stopper_depth", "mover_depth"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a positive finite number, got {value}")
+        order = ("mover_depth", "stopper_depth", "static_depth")  # painting order, last painted first
+        for near, far in zip(order, order[1:]):
+            if getattr(self, near) > getattr(self, far):
+                raise ValueError(f"{near} ({getattr(self, near)}) must not exceed {far} ({getattr(self, far)}): "
+                                 f"the {near.split('_')[0]} is painted over the {far.split('_')[0]}")
+        if self.static_depth >= self.background_depth:
+            raise ValueError(f"background_depth ({self.background_depth}) must exceed every object's depth "
+                             f"(static_depth {self.static_depth})")
 
 
 @dataclass
@@ -59,6 +86,11 @@ class Scene:
     moving: list[dict[int, bool]]  # per frame: object id -> moving relative to the world (not the camera)
     roles: dict[str, int]  # {"mover": id, "stopper": id, "static": id}
     fps: float
+    intrinsics: Intrinsics  # the pinhole camera of every frame
+    depth: list[np.ndarray]  # HxW float32 metres: the world plane or the object covering the pixel
+    rotations: list[np.ndarray]  # 3x3 camera rotation since the previous frame (Frame.rotation); I at 0
+    angular_velocity: list[np.ndarray]  # (3,) rad/s in the optical frame at each frame, as a gyro reads it
+    centroids: list[dict[int, np.ndarray]]  # per frame: object id -> (3,) mean of its visible pixels in 3D
 
 
 ROLE_IDS = {"mover": 1, "stopper": 2, "static": 3}
@@ -66,6 +98,30 @@ ROLE_IDS = {"mover": 1, "stopper": 2, "static": 3}
 
 def camera_transform(config: SceneConfig, t: int) -> np.ndarray:
     """2x3 affine mapping world coordinates to frame t's pixels (the camera's pose at t)."""
+    pan, scale, roll = _camera_motion(config, t)
+    lin = scale * _rotation(roll)
+    centre = np.array([config.width / 2.0, config.height / 2.0])
+    return np.hstack([lin, (centre - lin @ (centre + pan))[:, None]])
+
+
+def camera_orientation(config: SceneConfig, t: float) -> np.ndarray:
+    """3x3 rotation from the camera at rest to the camera at time t (frames): a point X in the rest
+    frame is R @ X at t. The pan is read as yaw and pitch, then the roll turns about the optical axis."""
+    pan, _, roll = _camera_motion(config, t)
+    yaw, pitch = math.atan2(pan[0], config.focal_px), math.atan2(pan[1], config.focal_px)
+    return _axis_rotation(2, roll) @ _axis_rotation(0, pitch) @ _axis_rotation(1, -yaw)
+
+
+def camera_angular_velocity(config: SceneConfig, t: float) -> np.ndarray:
+    """(3,) rad/s the camera turns at time t (frames), in its optical frame as a gyro reads it; world points
+    then move as -w x X in the camera frame (a pan to the right, image moving left, is +y)."""
+    step = 1e-3  # frames, for a central difference of the orientation
+    turn = camera_orientation(config, t + step) @ camera_orientation(config, t - step).T
+    return -_rotation_vector(turn) * config.fps / (2.0 * step)
+
+
+def _camera_motion(config: SceneConfig, t: float) -> tuple[np.ndarray, float, float]:
+    """The camera's pan (px, in the rest view), zoom factor and roll (radians) at time t (frames)."""
     w, h = config.width, config.height
     phase = np.random.default_rng([config.seed, 0]).uniform(0.0, 2.0 * math.pi, 4)
     ax = config.pan_amplitude * w
@@ -74,9 +130,13 @@ def camera_transform(config: SceneConfig, t: int) -> np.ndarray:
     pan = np.array([ax * math.sin(wx * t + phase[0]), ay * math.sin(0.7 * wx * t + phase[1])])
     scale = 1.0 + config.zoom_amplitude * math.sin(2.0 * math.pi * t / 90.0 + phase[2])
     roll = math.radians(config.roll_degrees) * math.sin(2.0 * math.pi * t / 120.0 + phase[3])
-    lin = scale * _rotation(roll)
-    centre = np.array([w / 2.0, h / 2.0])
-    return np.hstack([lin, (centre - lin @ (centre + pan))[:, None]])
+    return pan, scale, roll
+
+
+def scene_intrinsics(config: SceneConfig) -> Intrinsics:
+    """The scene's pinhole camera: focal_px, principal point at (w/2, h/2) where zoom and roll are centred."""
+    w, h = config.width, config.height
+    return Intrinsics(config.focal_px, config.focal_px, w / 2.0, h / 2.0, w, h)
 
 
 def object_pose(config: SceneConfig, role: str, t: int) -> tuple[np.ndarray, float]:
@@ -110,7 +170,8 @@ def make_scene(config: SceneConfig = SceneConfig()) -> Scene:
     sprites = {role: _object_sprite(config, role) for role in ("static", "stopper", "mover")}
     noise = _SensorNoise(np.random.default_rng([config.seed, 2]), config.noise_sigma)
     shift = np.array([[1.0, 0.0, origin[0]], [0.0, 1.0, origin[1]], [0.0, 0.0, 1.0]])
-    frames, ids, moving = [], [], []
+    k = scene_intrinsics(config)
+    frames, ids, moving, depth, centroids = [], [], [], [], []
     for t, cam in enumerate(cameras):
         cam3 = np.vstack([cam, [0.0, 0.0, 1.0]])
         image = cv2.warpAffine(world, (cam3 @ shift)[:2], (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
@@ -121,7 +182,33 @@ def make_scene(config: SceneConfig = SceneConfig()) -> Scene:
         frames.append(noise.add(image))
         ids.append(id_map)
         moving.append({ROLE_IDS[r]: is_moving(config, r, t) for r in ROLE_IDS})
-    return Scene(frames=frames, ids=ids, moving=moving, roles=dict(ROLE_IDS), fps=config.fps)
+        truth = _depth_truth(config, id_map, _camera_motion(config, t)[1], k)
+        depth.append(truth[0])
+        centroids.append(truth[1])
+    turns = [camera_orientation(config, t) for t in range(config.frames)]
+    rotations = [np.eye(3)] + [b @ a.T for a, b in zip(turns, turns[1:])]
+    return Scene(frames=frames, ids=ids, moving=moving, roles=dict(ROLE_IDS), fps=config.fps, intrinsics=k,
+                 depth=depth, rotations=rotations,
+                 angular_velocity=[camera_angular_velocity(config, t) for t in range(config.frames)],
+                 centroids=centroids)
+
+
+def _depth_truth(config: SceneConfig, id_map: np.ndarray, scale: float, k: Intrinsics
+                 ) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+    """The HxW float32 depth (metres) at zoom `scale`, the world plane or the card painted there, and
+    object id -> mean 3D point of its visible pixels; a card has one depth, so its mean is its pixels' mean."""
+    depth = np.full(id_map.shape, config.background_depth / scale, np.float32)
+    centroids = {}
+    for role, oid in ROLE_IDS.items():
+        mask = id_map == oid
+        x, y, w, h = cv2.boundingRect(mask.view(np.uint8))
+        m = cv2.moments(mask[y : y + h, x : x + w].view(np.uint8), binaryImage=True)  # cropped: 10x faster
+        if m["m00"] > 0:
+            z = np.float32(getattr(config, f"{role}_depth") / scale)
+            depth[mask] = z
+            mean_u, mean_v = x + m["m10"] / m["m00"], y + m["m01"] / m["m00"]
+            centroids[oid] = float(z) * np.array([(mean_u - k.cx) / k.fx, (mean_v - k.cy) / k.fy, 1.0])
+    return depth, centroids
 
 
 class _SensorNoise:
@@ -142,6 +229,22 @@ class _SensorNoise:
 def _rotation(angle: float) -> np.ndarray:
     c, s = math.cos(angle), math.sin(angle)
     return np.array([[c, -s], [s, c]])
+
+
+def _axis_rotation(axis: int, angle: float) -> np.ndarray:
+    """3x3 right-handed rotation by `angle` radians about coordinate axis 0 (x), 1 (y) or 2 (z)."""
+    out = np.eye(3)
+    i, j = {0: (1, 2), 1: (2, 0), 2: (0, 1)}[axis]  # the plane it turns, in right-handed order
+    out[np.ix_([i, j], [i, j])] = _rotation(angle)
+    return out
+
+
+def _rotation_vector(r: np.ndarray) -> np.ndarray:
+    """(3,) axis times angle of a 3x3 rotation (under pi); exact for tiny angles, which cv2.Rodrigues zeroes."""
+    sin_axis = 0.5 * np.array([r[2, 1] - r[1, 2], r[0, 2] - r[2, 0], r[1, 0] - r[0, 1]])
+    sin = float(np.linalg.norm(sin_axis))
+    angle = math.atan2(sin, 0.5 * (float(np.trace(r)) - 1.0))
+    return sin_axis * (angle / sin) if sin > 0 else sin_axis
 
 
 def _ellipse_at_arclength(a: float, b: float, distance: float, start: float) -> np.ndarray:
