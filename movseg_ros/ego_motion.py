@@ -1,4 +1,4 @@
-"""The camera's ego-motion between two frames, fitted robustly to a dense flow field."""
+"""The camera's ego-motion between two frames, fitted robustly to a dense flow field (or refining a prior from the robot)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,10 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+
+PRIOR_GATE = 3.0  # px: flow vectors this close to a prior's prediction vote to refine it
+PRIOR_MIN_VOTES = 0.05  # fraction of the grid that must agree with a prior before it is refined
+PRIOR_MIN_POINTS = 8  # ... and at least this many grid points
 
 
 @dataclass(frozen=True)
@@ -22,22 +26,25 @@ class EgoMotion:
     inlier_ratio: float
 
     @classmethod
+    def still(cls, shape: tuple[int, int]) -> "EgoMotion":
+        """No camera motion (a fixed camera): the identity, taken as given."""
+        return cls(np.eye(3), np.zeros((*shape, 2), np.float32), 1.0)
+
+    @classmethod
     def fit(cls, flow: np.ndarray, step: int = 8, threshold: float = 1.0,
-            exclude: np.ndarray | None = None) -> "EgoMotion":
+            exclude: np.ndarray | None = None, prior: np.ndarray | None = None,
+            gate: float = PRIOR_GATE) -> "EgoMotion":
         """RANSAC homography on a grid of flow vectors (every `step` pixels, `threshold` px).
 
         `exclude` (bool HxW) marks pixels known to move independently (last frame's objects):
         they do not vote for the camera's motion, unless they would leave too few votes.
+        `prior` (3x3, the same direction as `homography`, e.g. from a gyro) is refined, not replaced:
+        only flow vectors within `gate` px of it vote (see `refine_prior`).
         """
+        if prior is not None:
+            return refine_prior(flow, prior, step, threshold, exclude, gate)
         h, w = flow.shape[:2]
-        ys, xs = np.mgrid[step // 2:h:step, step // 2:w:step]
-        ys, xs = ys.ravel(), xs.ravel()
-        if exclude is not None:
-            keep = ~exclude[ys, xs]
-            if keep.mean() >= 0.3:
-                ys, xs = ys[keep], xs[keep]
-        src = np.stack([xs, ys], 1).astype(np.float32)
-        dst = src + flow[ys, xs]
+        xs, ys, src, dst = _votes(flow, step, exclude)
         hom, inliers = cv2.findHomography(src, dst, cv2.RANSAC, threshold)
         if hom is None:  # degenerate flow (e.g. a blank image): fall back to "no camera motion"
             return cls(np.eye(3), predicted_flow(np.eye(3), (h, w)), 0.0)
@@ -50,6 +57,48 @@ class EgoMotion:
                 if _support(hom2, src, dst, border, threshold) > 1.5 * _support(hom, src, dst, border, threshold):
                     hom, inliers = hom2, _fits(hom2, src, dst, threshold)
         return cls(hom, predicted_flow(hom, (h, w)), float(inliers.mean()))
+
+
+def refine_prior(flow: np.ndarray, prior: np.ndarray, step: int = 8, threshold: float = 1.0,
+                 exclude: np.ndarray | None = None, gate: float = PRIOR_GATE) -> EgoMotion:
+    """The prior homography corrected by the flow that agrees with it: a large object or a fast pan cannot outvote it.
+
+    Grid vectors within `gate` px of the prior's prediction vote in a RANSAC fit; the prior stands
+    when fewer than PRIOR_MIN_VOTES of the grid (or PRIOR_MIN_POINTS) agree, or when the fit strays
+    from it by more than `gate` anywhere in the image.
+    """
+    h, w = flow.shape[:2]
+    prior = np.asarray(prior, np.float64)
+    _, _, src, dst = _votes(flow, step, exclude)
+    agree = _fits(prior, src, dst, gate)
+    hom = prior
+    if agree.sum() >= max(PRIOR_MIN_POINTS, PRIOR_MIN_VOTES * len(agree)):
+        fitted, _ = cv2.findHomography(src[agree], dst[agree], cv2.RANSAC, threshold)
+        if fitted is not None and _strays(fitted, prior, (h, w)) <= gate:
+            hom = fitted
+    return EgoMotion(hom, predicted_flow(hom, (h, w)), float(_fits(hom, src, dst, threshold).mean()))
+
+
+def _votes(flow: np.ndarray, step: int, exclude: np.ndarray | None
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The grid (every `step` px) that votes: x, y, source and flow-displaced points, the excluded left out
+    unless fewer than 30 % would remain."""
+    h, w = flow.shape[:2]
+    ys, xs = np.mgrid[step // 2:h:step, step // 2:w:step]
+    ys, xs = ys.ravel(), xs.ravel()
+    if exclude is not None:
+        keep = ~exclude[ys, xs]
+        if keep.mean() >= 0.3:
+            ys, xs = ys[keep], xs[keep]
+    src = np.stack([xs, ys], 1).astype(np.float32)
+    return xs, ys, src, src + flow[ys, xs]
+
+
+def _strays(a: np.ndarray, b: np.ndarray, shape: tuple[int, int]) -> float:
+    """How far apart (px) two homographies put the image's corners and centre: the worst of the five."""
+    h, w = shape
+    points = np.array([[[0, 0], [w - 1, 0], [0, h - 1], [w - 1, h - 1], [(w - 1) / 2, (h - 1) / 2]]], np.float32)
+    return float(np.linalg.norm(cv2.perspectiveTransform(points, a) - cv2.perspectiveTransform(points, b), axis=-1).max())
 
 
 def _near_border(xs: np.ndarray, ys: np.ndarray, w: int, h: int, band: float = 0.12) -> np.ndarray:

@@ -9,8 +9,10 @@ import numpy as np
 
 from movseg_ros.bench.stage_clock import StageClock, timed
 from movseg_ros.clip_buffer import ClipBuffer
-from movseg_ros.ego_motion import EgoMotion, rescale_homography
+from movseg_ros.ego_motion import PRIOR_GATE, EgoMotion, rescale_homography
 from movseg_ros.flow import DISFlow, DISFlowConfig
+from movseg_ros.frame import Frame
+from movseg_ros.rotation_prior import rotation_homography
 from movseg_ros.segmenters.appearance_fusion import FusionSettings, fuse_saliency
 from movseg_ros.segmenters.base import (DEVICES, Detection, MotionContext, SegmenterResult, check_runtime_settings,
                                         resize_to_width)
@@ -53,6 +55,7 @@ class GeometricConfig:
     saliency_trim: float = 0.8689  # motion mostly inside moving salient segments is cut to them; > 1 = never
     saliency_reach: int = 3  # a moving salient segment gives extent only this close (work pixels) to motion; 0 = all of it
     saliency_static: bool = True  # salient segments without motion may continue stopped tracks (static branch)
+    static_camera: bool = False  # a fixed camera: skip ego-motion (its motion is taken as none)
 
     def __post_init__(self) -> None:
         if not 64 <= self.work_width <= 1920:
@@ -123,6 +126,7 @@ class GeometricSegmenter:
         if config.appearance == "saliency":
             self.saliency = make_scheduled_saliency(config)
         self.clock: StageClock | None = None  # `movseg bench stages` sets one to time flow and ego-motion
+        self.last_residual: np.ndarray | None = None  # latest flow minus ego flow (work size), for `movseg bench egomotion`
         self.reset()
 
     def flush(self) -> list[SegmenterResult]:
@@ -134,6 +138,7 @@ class GeometricSegmenter:
         self._prev_rgb: np.ndarray | None = None
         self._prob: np.ndarray | None = None
         self._hist: tuple[np.ndarray, np.ndarray] | None = None
+        self.last_residual = None
         if self.saliency is not None:
             self.saliency.reset()
 
@@ -147,6 +152,7 @@ class GeometricSegmenter:
         prev_rgb, self._prev_rgb = self._prev_rgb, small_rgb
         if prev is None or len(buffer) < 2:
             self._prob = None
+            self.last_residual = None
             if self.saliency is not None:
                 self.saliency.reset()
                 self.saliency.step(small_rgb, None)
@@ -159,10 +165,11 @@ class GeometricSegmenter:
         if self._prob is not None:
             carried = cv2.remap(self._prob, map_x, map_y, cv2.INTER_LINEAR, borderValue=0)
         known = None if carried is None else carried > 0.5  # where last frame's objects are now
+        prior = None if self.config.static_camera else _rotation_prior(frame, (h, w))
         with timed(self.clock, "ego_motion"):
-            ego = EgoMotion.fit(flow, exclude=known)
-        residual = flow - ego.flow
-        evidence = self._evidence(residual, known)
+            ego = self._ego_motion(flow, known, prior)
+        residual = self.last_residual = flow - ego.flow
+        evidence = self._evidence(residual, known, prior is not None)
         if self.config.fb_check > 0:
             with timed(self.clock, "flow"):
                 back = self._flow(prev, grey, prev_rgb, small_rgb)  # previous -> current
@@ -188,6 +195,13 @@ class GeometricSegmenter:
         to_current = rescale_homography(np.linalg.inv(ego.homography), (h, w), (h0, w0))
         return [SegmenterResult(frame, dets, MotionContext(buffer[-2].image, frame.image, to_current))]
 
+    def _ego_motion(self, flow: np.ndarray, known: np.ndarray | None, prior: np.ndarray | None) -> EgoMotion:
+        """The camera's motion in the flow: none for a static camera, else fitted to the flow, starting from
+        the `prior` homography (the robot's rotation) when there is one."""
+        if self.config.static_camera:
+            return EgoMotion.still(flow.shape[:2])
+        return EgoMotion.fit(flow, exclude=known, prior=prior)
+
     def _fusion(self, shape: tuple[int, int]) -> FusionSettings:
         """The saliency fusion settings at this work resolution."""
         c = self.config
@@ -200,13 +214,17 @@ class GeometricSegmenter:
             return self.raft(rgb_a, rgb_b)
         return self.flow.flow_grey(grey_a, grey_b)
 
-    def _evidence(self, residual: np.ndarray, known: np.ndarray | None) -> np.ndarray:
+    def _evidence(self, residual: np.ndarray, known: np.ndarray | None, prior: bool = False) -> np.ndarray:
         """Motion evidence in [0, 1]: residual flow in units of its robust spread, over k.
 
         The spread is measured away from last frame's objects, so a large object does not
-        inflate it and hide itself.
+        inflate it and hide itself; with a rotation `prior`, also away from pixels the ego-motion
+        misses by more than the prior's gate (they did not vote for it), so a new one is found at once.
         """
         mag = cv2.magnitude(residual[..., 0], residual[..., 1])
+        if prior:
+            off = mag > PRIOR_GATE
+            known = off if known is None else known | off
         scene = mag[~known] if known is not None and (~known).mean() >= 0.3 else mag
         sigma = 1.4826 * float(np.median(scene)) + 0.1
         k = self.config.residual_k
@@ -267,6 +285,15 @@ def make_scheduled_saliency(config: GeometricConfig):
     except ModelFileError as e:  # still a ModelFileError, so the node can name the parameter from its path
         raise ModelFileError(e.path, f"{e.problem} (the file of geometric.saliency_weights)") from None
     return ScheduledSaliency(predictor, config.saliency_every)
+
+
+def _rotation_prior(frame: Frame, shape: tuple[int, int]) -> np.ndarray | None:
+    """The frame's rotation as a homography in the flow's direction (this frame's work pixels to the previous
+    frame's): K R^T K^-1 at the work size; None unless the frame has both rotation and intrinsics."""
+    if frame.rotation is None or frame.intrinsics is None:
+        return None
+    k = frame.intrinsics.scaled(shape[1], shape[0])
+    return rotation_homography(np.asarray(frame.rotation, np.float64).T, k)
 
 
 def _logit(p: np.ndarray, eps: float = 1e-3) -> np.ndarray:
