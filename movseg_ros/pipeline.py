@@ -1,4 +1,4 @@
-"""Frame -> ClipBuffer -> Segmenter -> Tracker -> FrameOutput, configured in one place."""
+"""Frame -> ClipBuffer -> Segmenter -> Tracker -> FrameOutput (+ 3D from the frame's depth), configured in one place."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any, Iterable
 
 from movseg_ros.clip_buffer import BufferReset, ClipBuffer
 from movseg_ros.frame import Frame
+from movseg_ros.geometry3d import Track3DEstimator
 from movseg_ros.output import FrameOutput
 from movseg_ros.segmenters.base import Segmenter, SegmenterResult
 from movseg_ros.segmenters.geometric import GeometricConfig, GeometricSegmenter
@@ -123,6 +124,7 @@ class Pipeline:
         self.tracker: Tracker | IdentityTracker = (IdentityTracker(config.tracker) if self.segmenter.identities
                                                    else Tracker(config.tracker))
         self.last_reset: BufferReset | None = None  # the reset the latest frame caused, if any
+        self.geometry = Track3DEstimator()
 
     @property
     def name(self) -> str:
@@ -157,14 +159,26 @@ class Pipeline:
         """Take the next frame; return the outputs that became ready (one, for online pipelines;
         for a near-online one, the frame `latency_frames` back, and at a reset the old stream's rest)."""
         results = self._segment(frame)
-        held = [self.tracker.update(r) for r, old_stream in results if old_stream]
+        held = [self._track(r) for r, old_stream in results if old_stream]
         if self.last_reset is not None:
             self.tracker.reset()
-        return held + [self.tracker.update(r) for r, old_stream in results if not old_stream]
+            self.geometry = Track3DEstimator()
+        return held + [self._track(r) for r, old_stream in results if not old_stream]
 
     def finish(self) -> list[FrameOutput]:
         """End of stream: the outputs a near-online segmenter still holds (none for online ones)."""
-        return [self.tracker.update(r) for r in self.segmenter.flush()]
+        return [self._track(r) for r in self.segmenter.flush()]
+
+    def _track(self, result: SegmenterResult) -> FrameOutput:
+        """The tracker's output for a result, with each visible track's 3D geometry when its frame has depth."""
+        out = self.tracker.update(result)
+        f = out.frame
+        if f.depth is not None and f.intrinsics is not None:
+            masks = {t.id: t.mask for t in out.tracks if t.mask is not None}
+            found = self.geometry.update(f.stamp_ns, masks, f.depth, f.intrinsics)
+            for t in out.tracks:
+                t.geometry = found.get(t.id)
+        return out
 
     def run_offline(self, frames: Iterable[Frame]) -> list[FrameOutput]:
         """Segment a whole sequence both ways in time, then track it forward and backward.
@@ -188,6 +202,7 @@ class Pipeline:
         return track_offline(forward, self.config.tracker, backward)
 
     def reset(self) -> None:
+        self.geometry = Track3DEstimator()
         self.buffer.clear()
         self.segmenter.reset()
         self.tracker.reset()

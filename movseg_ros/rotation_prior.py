@@ -127,14 +127,15 @@ class _StampedSamples:
 
     def span(self, t0_ns: int, t1_ns: int) -> tuple[np.ndarray, np.ndarray] | None:
         """The samples from the last at or before t0 to the first at or after t1, None when they leave a gap
-        longer than max_gap (or do not reach t0 and t1)."""
+        longer than max_gap (or do not reach t0, or end more than max_gap before t1: the sample after a
+        frame's stamp has often not arrived when the frame is processed)."""
         if t1_ns < t0_ns:
             raise ValueError(f"{self.what}: interval ends before it starts ({t0_ns} > {t1_ns} ns)")
         stamps = np.fromiter(self.stamps, np.int64, len(self.stamps))
-        if len(stamps) == 0 or stamps[0] > t0_ns or stamps[-1] < t1_ns:
+        if len(stamps) == 0 or stamps[0] > t0_ns or stamps[-1] < t1_ns - self.max_gap_ns:
             return None
         first = int(np.searchsorted(stamps, t0_ns, side="right")) - 1
-        last = int(np.searchsorted(stamps, t1_ns, side="left"))
+        last = min(int(np.searchsorted(stamps, t1_ns, side="left")), len(stamps) - 1)
         chosen = stamps[first:last + 1]
         if len(chosen) > 1 and int(np.diff(chosen).max()) > self.max_gap_ns:
             return None
@@ -165,8 +166,8 @@ class GyroIntegrator:
         if span is None:
             return None
         stamps, rates = span
-        if len(stamps) == 1:  # both ends fall on the one sample
-            return np.eye(3)
+        if len(stamps) == 1:  # both ends fall on the one sample, or t1 just after it
+            return so3_exp(rates[0] * (t1_ns - max(t0_ns, int(stamps[0]))) * 1e-9)
         cuts = np.clip(stamps, t0_ns, t1_ns).astype(np.float64)
         at = np.stack([np.interp(cuts, stamps, rates[:, k]) for k in range(3)], 1)  # rate at the clipped ends
         out = np.eye(3)
@@ -174,6 +175,8 @@ class GyroIntegrator:
             dt = (cuts[i + 1] - cuts[i]) * 1e-9
             if dt > 0:
                 out = out @ so3_exp(0.5 * (at[i] + at[i + 1]) * dt)
+        if cuts[-1] < t1_ns:  # the samples end just before t1: the last rate holds to it
+            out = out @ so3_exp(at[-1] * (t1_ns - cuts[-1]) * 1e-9)
         return out
 
     def clear(self) -> None:

@@ -15,7 +15,7 @@ from lifecycle_msgs.srv import ChangeState, GetState  # noqa: E402
 from std_srvs.srv import SetBool  # noqa: E402
 
 from movseg_ros.ros.storm import texture  # noqa: E402
-from ros_helpers import NodeProcess, RosHarness  # noqa: E402
+from ros_helpers import NodeProcess, RosHarness, stop_cleanly  # noqa: E402
 
 pytestmark = [pytest.mark.ros]
 TOPIC = "/lifecycle_test/image"
@@ -49,12 +49,13 @@ def answered(harness: RosHarness, stamp: int, timeout: float) -> bool:
         return False
 
 
-@pytest.mark.timeout(180)
-def test_a_node_without_autostart_waits_for_its_manager(rclpy_session, node_env) -> None:
+@pytest.mark.timeout(240)
+def test_a_node_without_autostart_waits_for_its_manager_and_enable_pauses_it(rclpy_session, node_env) -> None:
     node = NodeProcess.start(node_env, remap=f"image:={TOPIC}", extra=["-p", "autostart:=false",
                                                                          "-p", "diagnostics_period:=0.2"])
     harness = RosHarness(TOPIC, "lifecycle_manager")
     stamps = itertools.count(1_700_000_000_000_000_000, 33_333_333)
+    enable = harness.node.create_client(SetBool, "/movseg/enable")
     try:
         assert state(harness) == "unconfigured"
         assert harness.camera.get_subscription_count() == 0  # nothing subscribed yet
@@ -74,26 +75,8 @@ def test_a_node_without_autostart_waits_for_its_manager(rclpy_session, node_env)
         assert change(harness, Transition.TRANSITION_CONFIGURE) and change(harness, Transition.TRANSITION_ACTIVATE)
         harness.wait_connected(15.0, node)
         assert answered(harness, next(stamps), 20.0)
-        assert node.alive()
-    finally:
-        harness.close()
-        try:
-            assert node.stop(timeout=15.0) == 0, node.log()
-        finally:
-            node.close()
 
-
-@pytest.mark.timeout(180)
-def test_enable_false_pauses_and_counts_frames_as_skipped(rclpy_session, node_env) -> None:
-    node = NodeProcess.start(node_env, remap=f"image:={TOPIC}", extra=["-p", "diagnostics_period:=0.2"])
-    harness = RosHarness(TOPIC, "lifecycle_enable")
-    stamps = itertools.count(1_700_000_000_000_000_000, 33_333_333)
-    enable = harness.node.create_client(SetBool, "/movseg/enable")
-    try:
-        harness.wait_connected(30.0, node)
-        assert state(harness) == "active"  # autostart
-        assert answered(harness, next(stamps), 20.0)
-        reply = call(harness, enable, SetBool.Request(data=False))
+        reply = call(harness, enable, SetBool.Request(data=False))  # ~/enable: paused frames are skipped
         assert reply.success and "paused" in reply.message
         for _ in range(5):
             assert not answered(harness, next(stamps), 0.5)
@@ -104,9 +87,14 @@ def test_enable_false_pauses_and_counts_frames_as_skipped(rclpy_session, node_en
         diag = harness.wait_diagnostics(lambda d: d["queue depth"] == "0" and d["lifecycle state"] == "active")
         assert int(diag["frames received"]) == sum(int(diag[f"frames {k}"]) for k in
                                                    ("processed", "dropped", "bad", "failed", "skipped"))
+        assert node.alive()
     finally:
-        harness.close()
-        try:
-            assert node.stop(timeout=15.0) == 0, node.log()
-        finally:
-            node.close()
+        code, log = stop_cleanly(node, harness)
+        assert code == 0, log
+
+
+def test_autostart_is_a_parameter_defaulting_to_true() -> None:
+    from movseg_ros.ros.parameters import node_specs
+
+    spec = {s.name: s for s in node_specs()}["autostart"]
+    assert spec.default is True and spec.read_only

@@ -71,7 +71,7 @@ def test_gyro_composes_changing_rates_in_the_body_frame() -> None:
 def test_gyro_gives_none_where_the_samples_do_not_cover_the_interval() -> None:
     gyro = constant_gyro(np.array([0.0, 1.0, 0.0]), start_ns=100 * MS, stop_ns=300 * MS)
     assert gyro.rotation(50 * MS, 150 * MS) is None  # starts before the first sample
-    assert gyro.rotation(250 * MS, 310 * MS) is None  # ends after the last
+    assert gyro.rotation(250 * MS, 360 * MS) is None  # ends more than max_gap (50 ms) after the last
     gyro.add(400 * MS, [0.0, 1.0, 0.0])  # 100 ms without a sample
     assert gyro.rotation(290 * MS, 350 * MS) is None
     assert gyro.rotation(200 * MS, 300 * MS) is not None
@@ -95,7 +95,8 @@ def test_odometry_slerps_between_orientations() -> None:
     t0, t1 = 112 * MS, 463 * MS
     expected = Rotation.from_euler("z", yaw_rate * (t1 - t0) * 1e-9).as_matrix()
     assert np.allclose(odom.rotation(t0, t1), expected, atol=1e-9)
-    assert odom.rotation(900 * MS, 1100 * MS) is None
+    assert odom.rotation(900 * MS, 1300 * MS) is None  # more than max_gap (200 ms) past the last
+    assert odom.rotation(900 * MS, 1100 * MS) is not None  # the last orientation holds for up to max_gap
     with pytest.raises(ValueError, match="quaternion"):
         odom.add(1050 * MS, [0.0, 0.0, 0.0, 0.0])
 
@@ -258,3 +259,15 @@ def test_without_a_rotation_nothing_changes(pan: PanClip) -> None:
             assert np.array_equal(a.motion.homography, b.motion.homography)
             assert len(a.detections) == len(b.detections)
             assert all(np.array_equal(x.mask, y.mask) for x, y in zip(a.detections, b.detections))
+
+
+def test_gyro_samples_ending_just_before_t1_hold_the_last_rate() -> None:
+    from movseg_ros.rotation_prior import GyroIntegrator, so3_exp
+
+    gyro = GyroIntegrator(max_gap_s=0.05)
+    w = np.array([0.0, 0.5, 0.1])
+    for t in range(0, 97_000_000, 5_000_000):  # 200 Hz up to 95 ms
+        gyro.add(t, w)
+    got = gyro.rotation(10_000_000, 100_000_000)  # the sample after 100 ms has not come yet
+    assert got is not None and np.allclose(got, so3_exp(w * 0.09), atol=1e-9)
+    assert gyro.rotation(10_000_000, 150_000_000) is None  # 55 ms past the last sample: not covered

@@ -3,7 +3,9 @@
 A scene with a moving camera, an object that moves throughout, one that stops half-way and a
 static object is played to the node on a camera topic; everything on /movseg/instances and
 /movseg/tracks is recorded and checked against the scene's truth; a contact sheet, an overlay
-video and a one-screen summary (also JSON) are written.
+video and a one-screen summary (also JSON) are written. With depth (the default; --no-depth turns
+it off) the scene's metric depth and CameraInfo go with each frame, and the 3D outputs
+(/movseg/tracks' 3D fields, /movseg/moving_points, /movseg/markers) are checked against its truth.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="scene seed")
     p.add_argument("--params-file", type=Path, help="node parameters (default: the installed config/segment.yaml)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON instead of the table")
+    p.add_argument("--no-depth", action="store_true", help="send no depth: 2D outputs only")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,12 +48,15 @@ def run(args: argparse.Namespace) -> int:
     scene = make_scene(SceneConfig(width=args.width, height=args.height, frames=args.frames,
                                    fps=args.rate, seed=args.seed, stop_frame=args.frames // 2))
     env = ros_env(random_domain())
-    node = NodeProcess.start(env, args.params_file, remap=f"image:={IMAGE_TOPIC}")
+    depth = [] if args.no_depth else [
+        "-p", "depth.enabled:=true", "-r", f"camera_info:={IMAGE_TOPIC}/camera_info",
+        "-r", f"depth/image:={IMAGE_TOPIC}/depth", "-r", f"depth/camera_info:={IMAGE_TOPIC}/depth/camera_info"]
+    node = NodeProcess.start(env, args.params_file, remap=f"image:={IMAGE_TOPIC}", extra=depth)
     init_rclpy(env)
-    client = StreamClient(IMAGE_TOPIC, "movseg_demo")
+    client = StreamClient(IMAGE_TOPIC, "movseg_demo", with_3d=not args.no_depth)
     try:
         client.wait_connected(30.0, node)
-        stamps, sent_at = _play(client, scene, args.rate)
+        stamps, sent_at = _play(client, scene, args.rate, with_depth=not args.no_depth)
         client.wait_until(lambda got: all(s in got.instances and s in got.tracks for s in stamps), 10.0)
         time.sleep(1.5)  # one more diagnostics period
         exit_code = node.stop()
@@ -70,12 +76,18 @@ def run(args: argparse.Namespace) -> int:
     return 0 if exit_code == 0 else 1
 
 
-def _play(client: Any, scene: Scene, rate: float) -> tuple[list[int], dict[int, float]]:
-    """Publish the scene at `rate` with wall-clock stamps; returns the stamps and send times."""
+def _play(client: Any, scene: Scene, rate: float, with_depth: bool) -> tuple[list[int], dict[int, float]]:
+    """Publish the scene at `rate` with wall-clock stamps (depth first); returns the stamps and send times."""
     stamps, sent_at = [], {}
+    if with_depth:
+        deadline = time.monotonic() + 10.0
+        while client.depth.get_subscription_count() == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
     start = time.monotonic()
     for i, image in enumerate(tqdm(scene.frames, desc="playing scene", unit="frame", file=sys.stderr)):
         stamp = time.time_ns()
+        if with_depth:
+            client.publish_depth(scene.depth[i], scene.intrinsics, stamp, "demo_camera")
         sent_at[stamp] = time.monotonic()
         client.publish(image, stamp, "demo_camera")
         stamps.append(stamp)
@@ -95,6 +107,7 @@ def _summarise(scene: Scene, stamps: list[int], sent_at: dict[int, float], clien
     truth_iou: dict[str, list[float]] = {role: [] for role in scene.roles}
     truth_ids: dict[str, set[int]] = {role: set() for role in scene.roles}
     static_reported_moving = 0
+    centroid_errors: dict[str, list[float]] = {role: [] for role in scene.roles}
     for i, stamp in enumerate(stamps):
         if stamp not in got.instances or stamp not in got.tracks:
             continue
@@ -116,6 +129,11 @@ def _summarise(scene: Scene, stamps: list[int], sent_at: dict[int, float], clien
                 truth_ids[role].add(best[1].id)
                 if role == "static" and best[1].moving:
                     static_reported_moving += 1
+                row = table[table["id"] == best[1].id][0]
+                if row["has_3d"]:
+                    true = scene.centroids[i][oid]
+                    centroid_errors[role].append(float(np.linalg.norm(
+                        np.array([row["x"], row["y"], row["z"]]) - true) / true[2]))
         overlays.append(draw_overlay(scene.frames[i], labels, states))
         captions.append(f"frame {i}")
     diag = got.diagnostics[-1] if got.diagnostics else {}
@@ -138,6 +156,7 @@ def _summarise(scene: Scene, stamps: list[int], sent_at: dict[int, float], clien
         "truth": {role: {"mean_iou": float(np.mean(v[2:])) if len(v) > 2 else 0.0,
                          "track_ids": sorted(truth_ids[role])} for role, v in truth_iou.items()},
         "static_object_reported_moving_frames": static_reported_moving,
+        "3d": _summarise_3d(scene, stamps, got, centroid_errors) if not args.no_depth else None,
         "stop_frame": args.frames // 2, "rate_hz": args.rate, "resolution": f"{args.width}x{args.height}",
         "node_exit_code": exit_code,
         "files": {"overlay_video": str(video) if video else None, "contact_sheet": str(sheet_path)},
@@ -145,6 +164,33 @@ def _summarise(scene: Scene, stamps: list[int], sent_at: dict[int, float], clien
     (args.out / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
 
+
+
+def _summarise_3d(scene: Scene, stamps: list[int], got: Any, errors: dict[str, list[float]]) -> dict[str, Any]:
+    """Centroid errors against the truth, and where the published moving points fall in the truth."""
+    from visualization_msgs.msg import Marker
+
+    from movseg_ros.ros.tracks_msg import tracks_from_cloud
+
+    k, static = scene.intrinsics, scene.roles["static"]
+    points = on_static = 0
+    for i, stamp in enumerate(stamps):
+        for msg in got.points.get(stamp, []):
+            pts = tracks_from_cloud(msg)
+            if not len(pts):
+                continue
+            u = np.clip(np.round(k.fx * pts["x"] / pts["z"] + k.cx).astype(int), 0, k.width - 1)
+            v = np.clip(np.round(k.fy * pts["y"] / pts["z"] + k.cy).astype(int), 0, k.height - 1)
+            points += len(pts)
+            on_static += int((scene.ids[i][v, u] == static).sum())
+    actions = [m.action for a in got.markers for m in a.markers]
+    return {
+        "centroid_error_of_distance": {role: {"median": float(np.median(e)) if e else None, "frames": len(e)}
+                                       for role, e in errors.items()},
+        "moving_points": {"clouds": sum(len(v) for v in got.points.values()), "points": points,
+                          "on_the_static_object": on_static},
+        "markers": {"added": actions.count(Marker.ADD), "deleted": actions.count(Marker.DELETE)},
+    }
 
 
 def _human(s: dict[str, Any]) -> str:
@@ -163,5 +209,15 @@ def _human(s: dict[str, Any]) -> str:
     for role, t in s["truth"].items():
         lines.append(f"    {role:<8} mean IoU {t['mean_iou']:.2f}   track ids {t['track_ids']}")
     lines.append(f"    static object reported as moving in {s['static_object_reported_moving_frames']} frames")
+    if s.get("3d"):
+        d = s["3d"]
+        lines.append("  3D (scene depth as 32FC1 with its CameraInfo):")
+        for role, e in d["centroid_error_of_distance"].items():
+            median = "n/a" if e["median"] is None else f"{100 * e['median']:.2f} % of the distance"
+            lines.append(f"    {role:<8} centroid error median {median} over {e['frames']} frames")
+        mp = d["moving_points"]
+        lines.append(f"    /movseg/moving_points: {mp['clouds']} clouds, {mp['points']} points, "
+                     f"{mp['on_the_static_object']} on the static object")
+        lines.append(f"    /movseg/markers: {d['markers']['added']} added, {d['markers']['deleted']} deleted")
     lines.append(f"  wrote {s['files']['contact_sheet']}, {s['files']['overlay_video']}, summary.json")
     return "\n".join(lines)

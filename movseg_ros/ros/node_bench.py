@@ -34,6 +34,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--params-file", type=Path, default=None, help="node parameters (default: the installed segment.yaml)")
     p.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID for this run (default: random 1..200)")
     p.add_argument("--no-shm-profile", action="store_true", help="do not set FASTDDS_DEFAULT_PROFILES_FILE")
+    p.add_argument("--depth", action="store_true", help="also send the scene's depth (32FC1) and CameraInfo with each "
+                   "frame, with depth.enabled on: the 3D outputs are computed (and a subscriber takes them)")
     p.add_argument("--json", type=Path, default=None, help="write every number (and the samples) here")
     p.add_argument("--plot", type=Path, default=None, help="write a latency histogram and RSS-over-time PNG here")
 
@@ -46,6 +48,7 @@ class BenchResult:
     duration_s: float
     width: int
     height: int
+    depth: bool = False
     published: int = 0
     outputs: int = 0
     unanswered: int = 0  # published frames with no /movseg/instances (queue drops + transport loss)
@@ -104,9 +107,9 @@ def stream(args: argparse.Namespace, node: Any, result: BenchResult) -> None:
     from movseg_ros.ros.node_session import SENSOR, StreamClient
     from movseg_ros.scene import SceneConfig, make_scene
 
-    scene = make_scene(SceneConfig(width=args.width, height=args.height)).frames
-    frames = scene + scene[-2:0:-1]  # played back and forth: a loop that never jumps
-    client = StreamClient(IMAGE_TOPIC, "movseg_bench", camera_qos=SENSOR, keep_messages=False)
+    made = make_scene(SceneConfig(width=args.width, height=args.height))
+    order = list(range(len(made.frames))) + list(range(len(made.frames) - 2, 0, -1))  # back and forth: never jumps
+    client = StreamClient(IMAGE_TOPIC, "movseg_bench", camera_qos=SENSOR, keep_messages=False, with_3d=args.depth)
     sent: dict[int, float] = {}
     try:
         client.wait_connected(60.0, node)
@@ -117,8 +120,11 @@ def stream(args: argparse.Namespace, node: Any, result: BenchResult) -> None:
         t0 = time.monotonic()
         for i in range(n):
             stamp = time.time_ns()
+            k = order[i % len(order)]
+            if args.depth:
+                client.publish_depth(made.depth[k], made.intrinsics, stamp)
             sent[stamp] = time.monotonic()
-            client.publish(frames[i % len(frames)], stamp)
+            client.publish(made.frames[k], stamp)
             time.sleep(max(0.0, t0 + (i + 1) * period - time.monotonic()))
             if not node.alive():
                 raise RuntimeError(f"the node exited with code {node.proc.returncode} during the run")
@@ -147,7 +153,7 @@ def stream(args: argparse.Namespace, node: Any, result: BenchResult) -> None:
 def report(r: BenchResult) -> str:
     lat, rss, diag = r.latency_ms, r.rss_mb, r.node_diagnostics
     lines = [
-        f"movseg bench node: {r.width}x{r.height} rgb8 at {r.rate:g} Hz for {r.duration_s:g} s",
+        f"movseg bench node: {r.width}x{r.height} rgb8{' + depth' if r.depth else ''} at {r.rate:g} Hz for {r.duration_s:g} s",
         f"  frames published      {r.published}",
         f"  outputs received      {r.outputs}   (no output: {r.unanswered})",
         f"  output rate           {r.output_rate:.2f} Hz",
@@ -188,8 +194,11 @@ def run(args: argparse.Namespace) -> int:
     from movseg_ros.ros.node_session import NodeProcess, init_rclpy, random_domain, ros_env
 
     env = ros_env(args.domain_id if args.domain_id is not None else random_domain(), not args.no_shm_profile)
-    result = BenchResult(rate=args.rate, duration_s=args.duration, width=args.width, height=args.height)
-    node = NodeProcess.start(env, args.params_file, remap=f"image:={IMAGE_TOPIC}", extra=["-p", "diagnostics_period:=1.0"])
+    result = BenchResult(rate=args.rate, duration_s=args.duration, width=args.width, height=args.height, depth=args.depth)
+    depth = ["-p", "depth.enabled:=true", "-r", f"camera_info:={IMAGE_TOPIC}/camera_info",
+             "-r", f"depth/image:={IMAGE_TOPIC}/depth", "-r", f"depth/camera_info:={IMAGE_TOPIC}/depth/camera_info"]
+    node = NodeProcess.start(env, args.params_file, remap=f"image:={IMAGE_TOPIC}",
+                             extra=["-p", "diagnostics_period:=1.0", *(depth if args.depth else [])])
     init_rclpy(env)
     code = 0
     try:

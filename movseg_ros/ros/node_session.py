@@ -18,7 +18,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import rclpy
@@ -26,7 +26,8 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import CompressedImage, Image, PointCloud2
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+from visualization_msgs.msg import MarkerArray
 
 from movseg_ros.paths import config_file
 from movseg_ros.ros.image_codec import header_of, stamp_ns_of
@@ -77,6 +78,16 @@ def init_rclpy(env: dict[str, str]) -> None:
     """rclpy in this process on the same domain and transports as the node (read at init)."""
     os.environ.update({k: v for k, v in env.items() if k.startswith(("ROS_", "FASTDDS_"))})
     rclpy.init()
+
+
+def camera_info_of(k: Any, header: Any) -> CameraInfo:
+    """A plumb-bob CameraInfo without distortion for Intrinsics `k`."""
+    info = CameraInfo(header=header, width=k.width, height=k.height, distortion_model="plumb_bob",
+                      d=[0.0] * 5)
+    info.k = [k.fx, 0.0, k.cx, 0.0, k.fy, k.cy, 0.0, 0.0, 1.0]
+    info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    info.p = [k.fx, 0.0, k.cx, 0.0, 0.0, k.fy, k.cy, 0.0, 0.0, 0.0, 1.0, 0.0]
+    return info
 
 
 class NodeProcess:
@@ -152,13 +163,15 @@ class Received:
     tracks: dict[int, list[PointCloud2]] = field(default_factory=lambda: defaultdict(list))
     instance_times: dict[int, list[float]] = field(default_factory=lambda: defaultdict(list))
     diagnostics: list[dict[str, str]] = field(default_factory=list)
+    points: dict[int, list[PointCloud2]] = field(default_factory=lambda: defaultdict(list))
+    markers: list[MarkerArray] = field(default_factory=list)
 
 
 class StreamClient:
     """A camera publisher and a collector of the node's outputs in one node, spun in a thread."""
 
     def __init__(self, image_topic: str = "/movseg_client/image", node_name: str = "movseg_client",
-                 camera_qos: QoSProfile = DEEP_RELIABLE, keep_messages: bool = True) -> None:
+                 camera_qos: QoSProfile = DEEP_RELIABLE, keep_messages: bool = True, with_3d: bool = False) -> None:
         self.node = Node(node_name)
         self.lock = threading.Condition()
         self.got = Received()
@@ -168,6 +181,12 @@ class StreamClient:
         self.node.create_subscription(Image, "/movseg/instances", self._on_instances, DEEP_RELIABLE)
         self.node.create_subscription(PointCloud2, "/movseg/tracks", self._on_tracks, DEEP_RELIABLE)
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, RELIABLE)
+        self.depth = self.node.create_publisher(Image, f"{image_topic}/depth", camera_qos)
+        self.depth_info = self.node.create_publisher(CameraInfo, f"{image_topic}/depth/camera_info", camera_qos)
+        self.camera_info = self.node.create_publisher(CameraInfo, f"{image_topic}/camera_info", camera_qos)
+        if with_3d:
+            self.node.create_subscription(PointCloud2, "/movseg/moving_points", self._on_points, DEEP_RELIABLE)
+            self.node.create_subscription(MarkerArray, "/movseg/markers", self._on_markers, DEEP_RELIABLE)
         self.executor = SingleThreadedExecutor()
         self.executor.add_node(self.node)
         self._thread = spin_in_thread(self.executor)
@@ -186,6 +205,27 @@ class StreamClient:
             if self.keep_messages:
                 self.got.tracks[stamp_ns_of(msg.header)].append(msg)
             self.lock.notify_all()
+
+    def _on_points(self, msg: PointCloud2) -> None:
+        with self.lock:
+            self.got.points[stamp_ns_of(msg.header)].append(msg)
+            self.lock.notify_all()
+
+    def _on_markers(self, msg: MarkerArray) -> None:
+        with self.lock:
+            self.got.markers.append(msg)
+            self.lock.notify_all()
+
+    def publish_depth(self, depth_m: np.ndarray, k: Any, stamp_ns: int, frame_id: str = "camera") -> None:
+        """Publish metric depth (HxW float32, NaN unknown) as 32FC1 with its CameraInfo, and the colour
+        CameraInfo (the same camera: registered depth), all stamped `stamp_ns`."""
+        h, w = depth_m.shape
+        header = header_of(stamp_ns, frame_id)
+        info = camera_info_of(k, header)
+        self.camera_info.publish(info)
+        self.depth_info.publish(info)
+        self.depth.publish(Image(header=header, height=h, width=w, encoding="32FC1", is_bigendian=0, step=4 * w,
+                                 data=np.ascontiguousarray(depth_m, "<f4").tobytes()))
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
         for status in msg.status:

@@ -62,6 +62,7 @@ class NodeStats:
         self.implausible_stamps = 0
         self.bad: Counter[str] = Counter()
         self.resets: Counter[str] = Counter()
+        self.input_problems: Counter[str] = Counter()  # frames without depth or rotation, by reason
         self._inputs = RollingWindow()
         self._outputs = RollingWindow()
         self._latency = RollingWindow()
@@ -81,6 +82,11 @@ class NodeStats:
         with self._lock:
             self.processed += 1
             self.resets.update(resets)
+
+    def on_input_problem(self, reason: str) -> None:
+        """A frame processed without something the robot should have given (depth, rotation)."""
+        with self._lock:
+            self.input_problems[reason] += 1
 
     def on_skipped(self) -> None:
         """A frame that arrived while processing was paused (~/enable false)."""
@@ -133,6 +139,7 @@ class NodeStats:
             }
             values.update({f"bad input ({k})": str(n) for k, n in sorted(self.bad.items())})
             values.update({f"resets ({k})": str(n) for k, n in sorted(self.resets.items())})
+            values.update({f"robot input ({k})": str(n) for k, n in sorted(self.input_problems.items())})
             trouble = (dropped, bad_total + self.failed)
             level, message = DiagnosticStatus.OK, "ok"
             if trouble[1] > self._last_trouble[1]:

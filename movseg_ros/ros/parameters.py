@@ -22,6 +22,7 @@ from rclpy.node import Node
 from movseg_ros.pipeline import PIPELINES, PipelineConfig
 
 DEFAULT_MAX_INPUT_PIXELS = 4096 * 4096
+DEFAULT_CAMERA_FROM_SENSOR_RPY = (0.0, -90.0, 90.0)  # a REP-103 body frame (x forward, z up) to the optical frame
 Value = Union[bool, int, float, str, list]
 RELIABILITIES = ("best_effort", "reliable")
 # parameters every rclpy node may receive without declaring them here
@@ -83,6 +84,17 @@ class NodeSettings:
     diagnostics_period: float = 1.0
     max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS
     autostart: bool = True
+    depth_enabled: bool = False
+    depth_max_stamp_diff: float = 0.02
+    points_budget: int = 5000
+    imu_enabled: bool = False
+    odom_enabled: bool = False
+    camera_from_sensor_rpy: tuple[float, float, float] = DEFAULT_CAMERA_FROM_SENSOR_RPY
+
+    @property
+    def camera_info_needed(self) -> bool:
+        """Depth and the rotation prior both need the colour camera's intrinsics."""
+        return self.depth_enabled or self.imu_enabled or self.odom_enabled
 
 
 def node_specs() -> list[ParamSpec]:
@@ -100,6 +112,19 @@ def node_specs() -> list[ParamSpec]:
         ParamSpec("use_compressed", False, "Also subscribe to image/compressed (jpeg/png)."),
         ParamSpec("autostart", True, "Configure and activate the lifecycle node at start (false: wait for "
                   "the lifecycle manager)."),
+        ParamSpec("depth.enabled", False, "Subscribe depth/image (16UC1 mm or 32FC1 m, registered to colour), "
+                  "depth/camera_info and camera_info; publish 3D track fields, moving_points and markers."),
+        ParamSpec("depth.max_stamp_diff", 0.02, "Seconds between a colour frame's stamp and its depth image's, at most.",
+                  float_range=(0.0, 1.0)),
+        ParamSpec("moving_points.budget", 5000, "Most points in one /movseg/moving_points cloud (evenly subsampled).",
+                  int_range=(0, 1_000_000)),
+        ParamSpec("imu.enabled", False, "Subscribe imu (sensor_msgs/Imu): its gyro predicts the camera's rotation "
+                  "between frames (needs camera_info)."),
+        ParamSpec("odom.enabled", False, "Subscribe odom (nav_msgs/Odometry): its orientation predicts the camera's "
+                  "rotation when no gyro covers the interval (needs camera_info)."),
+        ParamSpec("camera_from_sensor_rpy", list(DEFAULT_CAMERA_FROM_SENSOR_RPY),
+                  "Rotation (roll, pitch, yaw degrees, fixed axes x-y-z as tf2) from the IMU/odometry frame to the "
+                  "camera's optical frame; the default suits a body frame x forward, y left, z up."),
         ParamSpec("max_input_pixels", DEFAULT_MAX_INPUT_PIXELS,
                   "Largest input image (width*height) accepted; larger ones are refused as bad before decoding.",
                   int_range=(256, 1 << 30)),
@@ -208,6 +233,12 @@ def read_settings(node: Node) -> NodeSettings:
         diagnostics_period=float(values["diagnostics_period"]),
         max_input_pixels=int(values["max_input_pixels"]),
         autostart=bool(values["autostart"]),
+        depth_enabled=bool(values["depth.enabled"]),
+        depth_max_stamp_diff=float(values["depth.max_stamp_diff"]),
+        points_budget=int(values["moving_points.budget"]),
+        imu_enabled=bool(values["imu.enabled"]),
+        odom_enabled=bool(values["odom.enabled"]),
+        camera_from_sensor_rpy=_rpy(values["camera_from_sensor_rpy"]),
     )
 
 
@@ -227,6 +258,15 @@ def weights_parameter(config: PipelineConfig, path: Path | str) -> str:
             return f"{group}.{name}"
     empty = [n for n in names if not getattr(settings, n)]
     return f"{group}.{(empty or names or ['weights'])[-1]}"
+
+
+def _rpy(value: Value) -> tuple[float, float, float]:
+    """camera_from_sensor_rpy as three finite degrees, or a ParameterError."""
+    if not isinstance(value, (list, tuple)) or len(value) != 3 or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and abs(float(v)) <= 360.0 for v in value):
+        raise ParameterError("camera_from_sensor_rpy", f"must be three doubles (roll, pitch, yaw degrees, each "
+                                                       f"within +-360), got {value!r}")
+    return (float(value[0]), float(value[1]), float(value[2]))
 
 
 def _blame(message: str, tree: dict[str, Any]) -> str:

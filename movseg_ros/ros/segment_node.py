@@ -21,6 +21,7 @@ import threading
 import time
 from typing import Union
 
+import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.executors import ExternalShutdownException
@@ -28,16 +29,21 @@ from rclpy.impl.rcutils_logger import RcutilsLogger
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import CompressedImage, Image, PointCloud2
+from nav_msgs.msg import Odometry
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, Imu, PointCloud2
 from std_srvs.srv import SetBool
+from visualization_msgs.msg import MarkerArray
 
 from movseg_ros.frame import Frame
+from movseg_ros.geometry3d import sample_points
 from movseg_ros.model_files import ModelFileError
 from movseg_ros.output import FrameOutput
 from movseg_ros.overlay import draw_overlay
 from movseg_ros.pipeline import Pipeline
 from movseg_ros.ros.admission import AdmissionLimits, admit
 from movseg_ros.ros.drop_queue import DropOldestQueue
+from movseg_ros.ros.outputs_3d import TrackMarkers, moving_points_cloud
+from movseg_ros.ros.robot_inputs import DepthPairing, RotationSource
 from movseg_ros.ros.image_codec import (BadImage, decode_compressed, decode_image, encode_image,
                                         encode_label_map, header_of, stamp_ns_of)
 from movseg_ros.ros.node_stats import NodeStats
@@ -45,6 +51,7 @@ from movseg_ros.ros.params_file import ParamsFileError, check_params_files
 from movseg_ros.ros.parameters import (NodeSettings, ParameterError, node_specs, read_settings, unknown_overrides,
                                        weights_parameter)
 from movseg_ros.ros.tracks_msg import tracks_to_cloud
+from movseg_ros.rotation_prior import rotation_from_rpy_degrees
 from movseg_ros.safe_text import printable
 
 NODE_NAME = "movseg"
@@ -61,6 +68,9 @@ def input_qos(settings: NodeSettings) -> QoSProfile:
                       durability=DurabilityPolicy.VOLATILE)
 
 
+# IMU and odometry come at hundreds of Hz: keep enough of them between two worker wake-ups.
+SENSOR_STREAM_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=200, reliability=ReliabilityPolicy.BEST_EFFORT,
+                               durability=DurabilityPolicy.VOLATILE)
 # Outputs: reliable keep-last, so a subscriber keeping up gets every result and a slow one the newest.
 OUTPUT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE,
                         durability=DurabilityPolicy.VOLATILE)
@@ -90,11 +100,18 @@ class SegmentNode(LifecycleNode):
         self._index = 0
         self._loggers: dict[str, RcutilsLogger] = {}
         self._configure_error: ParameterError | None = None
+        self.cameras = DepthPairing(self.settings.depth_max_stamp_diff)
+        self.rotations = RotationSource(rotation_from_rpy_degrees(*self.settings.camera_from_sensor_rpy),
+                                        self.settings.imu_enabled, self.settings.odom_enabled)
+        self.markers = TrackMarkers()
+        self._last_stamp: int | None = None
 
         self.pub_instances = self.create_publisher(Image, "/movseg/instances", OUTPUT_QOS)
         self.pub_tracks = self.create_publisher(PointCloud2, "/movseg/tracks", OUTPUT_QOS)
         self.pub_overlay = self.create_publisher(Image, "/movseg/overlay", OUTPUT_QOS)
         self.pub_diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", OUTPUT_QOS)
+        self.pub_points = self.create_publisher(PointCloud2, "/movseg/moving_points", OUTPUT_QOS)
+        self.pub_markers = self.create_publisher(MarkerArray, "/movseg/markers", OUTPUT_QOS)
         self._diag_timer = self.create_timer(self.settings.diagnostics_period, self._publish_diagnostics)
         self.create_service(SetBool, "~/enable", self._on_enable)
         self.add_post_set_parameters_callback(self._on_parameters_set)
@@ -141,10 +158,26 @@ class SegmentNode(LifecycleNode):
         if self.settings.use_compressed:
             self._subscriptions_in.append(self.create_subscription(CompressedImage, "image/compressed",
                                                                    self._on_image, qos))
+        self._subscriptions_in += self._robot_subscriptions(qos)
         self.get_logger().info(
             f"active: input '{self.resolve_topic_name('image')}' ({self.settings.reliability}, depth "
             f"{self.settings.depth}){' + compressed' if self.settings.use_compressed else ''}")
         return super().on_activate(state)
+
+    def _robot_subscriptions(self, qos: QoSProfile) -> list:
+        """Depth, camera infos, IMU and odometry, as the parameters ask."""
+        s = self.settings
+        subs = []
+        if s.camera_info_needed:
+            subs.append(self.create_subscription(CameraInfo, "camera_info", self.cameras.add_colour_info, qos))
+        if s.depth_enabled:
+            subs.append(self.create_subscription(Image, "depth/image", self.cameras.add_depth, qos))
+            subs.append(self.create_subscription(CameraInfo, "depth/camera_info", self.cameras.add_depth_info, qos))
+        if s.imu_enabled:
+            subs.append(self.create_subscription(Imu, "imu", self.rotations.add_imu, SENSOR_STREAM_QOS))
+        if s.odom_enabled:
+            subs.append(self.create_subscription(Odometry, "odom", self.rotations.add_odometry, SENSOR_STREAM_QOS))
+        return subs
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Unsubscribe the inputs; the worker finishes what is queued."""
@@ -235,7 +268,7 @@ class SegmentNode(LifecycleNode):
         except BadImage as e:
             self._bad(e)
             return
-        frame = Frame(image, stamp_ns_of(msg.header), msg.header.frame_id, self._index)
+        frame = self._frame(image, stamp_ns_of(msg.header), msg.header.frame_id)
         self._index += 1
         self._arrivals[frame.index] = arrival
         try:
@@ -257,6 +290,27 @@ class SegmentNode(LifecycleNode):
             for k in sorted(self._arrivals)[:-64]:
                 del self._arrivals[k]
 
+    def _frame(self, image: np.ndarray, stamp_ns: int, frame_id: str) -> Frame:
+        """The frame with what the robot knows at its stamp: registered depth and intrinsics, the rotation."""
+        s = self.settings
+        h, w = image.shape[:2]
+        depth, k, rotation = None, None, None
+        if s.depth_enabled:
+            match = self.cameras.match(stamp_ns, w, h)
+            depth, k = match.depth, match.intrinsics
+            if match.problem is not None:
+                self.stats.on_input_problem(f"depth {match.problem}")
+                self._log(f"depth.{match.problem.replace(' ', '_')}").warning(
+                    f"frame without 3D: {self.cameras.describe(match.problem)}", throttle_duration_sec=LOG_THROTTLE_S)
+        elif s.camera_info_needed:
+            k = self.cameras.colour_intrinsics(w, h)
+        if (s.imu_enabled or s.odom_enabled) and self._last_stamp is not None and k is not None:
+            rotation = self.rotations.frame_rotation(self._last_stamp, stamp_ns)
+            if rotation is None:
+                self.stats.on_input_problem("rotation missing")
+        self._last_stamp = stamp_ns
+        return Frame(image, stamp_ns, frame_id, self._index, depth=depth, intrinsics=k, rotation=rotation)
+
     def _publish(self, out: FrameOutput) -> None:
         header = header_of(out.frame.stamp_ns, out.frame.frame_id)
         self.pub_instances.publish(encode_label_map(out.label_map, header))
@@ -266,9 +320,23 @@ class SegmentNode(LifecycleNode):
         camera_latency = (self.get_clock().now().nanoseconds - out.frame.stamp_ns) * 1e-9
         plausible = -PLAUSIBLE_AHEAD_S <= camera_latency <= self.settings.pipeline.max_stamp_jump
         self.stats.on_published(now, now - arrival, camera_latency if plausible else None)
+        if self.pipeline is not None and self.pipeline.last_reset is not None and self.settings.depth_enabled:
+            self.pub_markers.publish(self.markers.clear(header))
+        if self.pub_markers.get_subscription_count() > 0:
+            self.pub_markers.publish(self.markers.update(out.tracks, header))
+        if self.pub_points.get_subscription_count() > 0:
+            self.pub_points.publish(moving_points_cloud(self._moving_points(out), header))
         if self._publish_overlay and self.pub_overlay.get_subscription_count() > 0:
             overlay = draw_overlay(out.frame.image, out.label_map, out.tracks)
             self.pub_overlay.publish(encode_image(overlay, header, "bgr8"))
+
+    def _moving_points(self, out: FrameOutput) -> np.ndarray:
+        """[x, y, z, id] rows of the moving tracks' pixels with depth (none without depth)."""
+        f = out.frame
+        moving = [t.id for t in out.visible if t.moving]
+        if f.depth is None or f.intrinsics is None or not moving:
+            return np.zeros((0, 4), np.float32)
+        return sample_points(out.label_map, moving, f.depth, f.intrinsics, self.settings.points_budget)
 
     def _log(self, topic: str) -> RcutilsLogger:
         """A child logger per problem kind, so throttling one kind never hides another."""
