@@ -98,7 +98,9 @@ def object_geometry(mask: np.ndarray, depth_m: np.ndarray, k: Intrinsics, min_po
 class Track3DEstimator:
     """Each track's 3D geometry frame by frame, with its velocity in the camera frame from the change of
     centroid since the track's last valid sighting (zero on a first sighting or after a gap over
-    `max_gap_s`). Velocity includes the camera's own motion; it remembers only tracks seen within the gap."""
+    `max_gap_s`). With the camera's rotation between frames (Frame.rotation, from an IMU or odometry)
+    the remembered centroids are turned with it, so the camera's rotation drops out of the velocity;
+    its translation stays in. It remembers only tracks seen within the gap."""
 
     def __init__(self, max_gap_s: float = 1.0, min_points: int = 20, depth_band: float = 0.15) -> None:
         if not max_gap_s > 0:
@@ -109,8 +111,10 @@ class Track3DEstimator:
         self._last: dict[int, tuple[int, np.ndarray]] = {}  # track id -> (stamp_ns, centroid)
 
     def update(self, stamp_ns: int, masks: Mapping[int, np.ndarray], depth_m: np.ndarray,
-               k: Intrinsics) -> dict[int, Object3D]:
-        """Track id -> Object3D for this frame's masks (HxW bool each, registered to depth_m)."""
+               k: Intrinsics, rotation: np.ndarray | None = None) -> dict[int, Object3D]:
+        """Track id -> Object3D for this frame's masks (HxW bool each, registered to depth_m); `rotation`
+        is the camera's since the previous update (a point X there is rotation @ X here), when known."""
+        self.turn(rotation)
         self._last = {tid: seen for tid, seen in self._last.items() if 0 <= stamp_ns - seen[0] <= self.max_gap_ns}
         out = {}
         for tid, mask in masks.items():
@@ -123,6 +127,14 @@ class Track3DEstimator:
                 self._last[tid] = (stamp_ns, obj.centroid.astype(np.float64))
             out[tid] = obj
         return out
+
+    def turn(self, rotation: np.ndarray | None) -> None:
+        """Express the remembered centroids in the camera frame after a rotation (a frame without depth
+        still turns the camera: call this for it too)."""
+        if rotation is None:
+            return
+        r = np.asarray(rotation, np.float64)
+        self._last = {tid: (stamp, r @ c) for tid, (stamp, c) in self._last.items()}
 
     def forget(self, ids: Iterable[int]) -> None:
         """Drop ended tracks now (an id seen again starts over with zero velocity)."""

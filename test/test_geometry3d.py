@@ -210,3 +210,29 @@ def test_sample_points_keeps_all_when_under_budget_and_handles_thin_shapes() -> 
     assert len(sample_points(labels, [4], depth, K_SMALL, 20)) == 20
     assert sample_points(labels, [4], depth, K_SMALL, 0).shape == (0, 4)
     assert sample_points(labels, [], depth, K_SMALL, 10).shape == (0, 4)
+
+
+def test_the_camera_rotation_drops_out_of_the_velocity() -> None:
+    from movseg_ros.camera_model import Intrinsics
+    from movseg_ros.geometry3d import Track3DEstimator
+    from movseg_ros.rotation_prior import so3_exp
+
+    k = Intrinsics(200.0, 200.0, 63.5, 47.5, 128, 96)
+
+    def seen_at(point: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A static card around `point` (camera frame): its mask and depth."""
+        u, v = k.fx * point[0] / point[2] + k.cx, k.fy * point[1] / point[2] + k.cy
+        mask = np.zeros((96, 128), bool)
+        mask[int(v) - 8:int(v) + 8, int(u) - 8:int(u) + 8] = True
+        return mask, np.full((96, 128), point[2], np.float32)
+
+    still = np.array([0.1, 0.0, 3.0])  # a static object; the camera turns 3 degrees about y in 0.1 s
+    turn = so3_exp(np.array([0.0, np.radians(3.0), 0.0]))
+    (m0, d0), (m1, d1) = seen_at(still), seen_at(turn @ still)
+    plain, compensated = Track3DEstimator(), Track3DEstimator()
+    for est in (plain, compensated):
+        est.update(0, {1: m0}, d0, k)
+    v_plain = plain.update(100_000_000, {1: m1}, d1, k)[1].velocity
+    v_comp = compensated.update(100_000_000, {1: m1}, d1, k, rotation=turn)[1].velocity
+    assert np.linalg.norm(v_plain) > 1.0  # the camera's turn alone looks like 1.5 m/s
+    assert np.linalg.norm(v_comp) < 0.2 * np.linalg.norm(v_plain), (v_plain, v_comp)
