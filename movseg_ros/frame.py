@@ -16,7 +16,8 @@ class Frame:
     Optional, from the robot: `depth` (HxW float32 metres registered to the image, NaN where
     unknown), `intrinsics` (of this image's size) and `rotation` (3x3, the camera's rotation since
     the previous frame of the stream, in the optical frame: a point X in the previous camera frame is
-    R @ X in this one), from an IMU or odometry.
+    R @ X in this one), from an IMU or odometry. `gap_before`: frames the source knows went missing
+    just before this one (the node's queue dropped them), so a clip never joins frames across them.
     """
 
     image: np.ndarray
@@ -26,6 +27,7 @@ class Frame:
     depth: np.ndarray | None = None
     intrinsics: Intrinsics | None = None
     rotation: np.ndarray | None = None
+    gap_before: int = 0
 
     def __post_init__(self) -> None:
         img = self.image
@@ -41,6 +43,8 @@ class Frame:
                              f"the image is {img.shape[1]}x{img.shape[0]}")
         if self.rotation is not None and np.asarray(self.rotation).shape != (3, 3):
             raise ValueError(f"Frame.rotation must be 3x3, got shape {np.asarray(self.rotation).shape}")
+        if self.gap_before < 0:
+            raise ValueError(f"Frame.gap_before must be >= 0 frames, got {self.gap_before}")
 
     @property
     def size(self) -> tuple[int, int]:

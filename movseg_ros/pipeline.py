@@ -1,4 +1,9 @@
-"""Frame -> ClipBuffer -> Segmenter -> Tracker -> FrameOutput (+ 3D from the frame's depth), configured in one place."""
+"""Frame -> ClipBuffer -> Segmenter -> Tracker -> FrameOutput (+ 3D from the frame's depth), configured in one place.
+
+Two kinds of discontinuity: a stream break (resolution change, stamp going back or jumping past
+max_stamp_jump) starts a new stream, so tracks and ids start afresh; a gap (frames missing, from
+Frame.gap_before or the stamps) keeps the stream, but a near-online segmenter ends its clips there.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ from movseg_ros.segmenters.geometric import GeometricConfig, GeometricSegmenter
 from movseg_ros.segmenters.stem_seg import StemSegConfig
 from movseg_ros.segmenters.two_stream import TwoStreamConfig
 from movseg_ros.identity_tracker import IdentityTracker
+from movseg_ros.stream_gaps import GapDetector, StreamGap, check_gap_factor
 from movseg_ros.tracker import Tracker, TrackerConfig, track_offline
 
 PIPELINES = ("geometric", "two_stream", "stem_seg")
@@ -32,6 +38,7 @@ class PipelineConfig:
     pipeline: str = "geometric"
     buffer_length: int = 8
     max_stamp_jump: float = 10.0  # seconds; a stamp further ahead of the last resets the stream like one going back
+    gap_factor: float = 1.8  # a stamp step over this many times the recent median step is a gap (frames missing); 0 = stamps never are
     geometric: GeometricConfig = field(default_factory=GeometricConfig)
     two_stream: TwoStreamConfig = field(default_factory=TwoStreamConfig)
     stem_seg: StemSegConfig = field(default_factory=StemSegConfig)
@@ -44,6 +51,7 @@ class PipelineConfig:
             raise ValueError(f"buffer_length must be in [2, 64], got {self.buffer_length}")
         if not 0.0 < self.max_stamp_jump <= 1e6:
             raise ValueError(f"max_stamp_jump must be in (0, 1e6] seconds, got {self.max_stamp_jump}")
+        check_gap_factor(self.gap_factor)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "PipelineConfig":
@@ -124,6 +132,8 @@ class Pipeline:
         self.tracker: Tracker | IdentityTracker = (IdentityTracker(config.tracker) if self.segmenter.identities
                                                    else Tracker(config.tracker))
         self.last_reset: BufferReset | None = None  # the reset the latest frame caused, if any
+        self.gaps = GapDetector(config.gap_factor)
+        self.last_gap: StreamGap | None = None  # the frames missing just before the latest frame, if any
         self.geometry = Track3DEstimator()
 
     @property
@@ -144,7 +154,8 @@ class Pipeline:
         return [r for r, _ in self._segment(frame)]
 
     def _segment(self, frame: Frame) -> list[tuple[SegmenterResult, bool]]:
-        """Results, each flagged True when it belongs to the old stream a reset just ended."""
+        """Results, each flagged True when it belongs to the old stream a reset just ended. Before a gap
+        the segmenter hands over what it held (a near-online one ends its clips there; ids carry on)."""
         problem = size_problem(*frame.size, self.config)
         if problem is not None:
             raise FrameSizeError(f"frame {frame.index}: {problem}")
@@ -153,6 +164,10 @@ class Pipeline:
         if reset is not None:
             held = [(r, True) for r in self.segmenter.flush()]
             self.segmenter.reset()
+            self.gaps.reset()
+        gap = self.last_gap = self.gaps.check(frame)
+        if gap is not None:
+            held += [(r, False) for r in self.segmenter.flush()]
         return held + [(r, False) for r in self.segmenter.process(self.buffer)]
 
     def process(self, frame: Frame) -> list[FrameOutput]:
@@ -166,7 +181,8 @@ class Pipeline:
         return held + [self._track(r) for r, old_stream in results if not old_stream]
 
     def finish(self) -> list[FrameOutput]:
-        """End of stream: the outputs a near-online segmenter still holds (none for online ones)."""
+        """End of stream, or a pause in it: the outputs a near-online segmenter still holds (none for online
+        ones). Frames may follow: they start new clips, with the same ids (reset() for a new stream)."""
         return [self._track(r) for r in self.segmenter.flush()]
 
     def _track(self, result: SegmenterResult) -> FrameOutput:
@@ -204,5 +220,6 @@ class Pipeline:
     def reset(self) -> None:
         self.geometry = Track3DEstimator()
         self.buffer.clear()
+        self.gaps.reset()
         self.segmenter.reset()
         self.tracker.reset()

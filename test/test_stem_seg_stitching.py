@@ -196,6 +196,34 @@ def test_ids_are_never_reused_after_reset() -> None:
     assert all(len(s) == 2 for s in seen) and len(set().union(*seen)) == 6
 
 
+def test_a_gap_restarts_the_clips_and_keeps_the_ids_of_objects_seen_on_both_sides() -> None:
+    """Frames 4 and 5 are missing: the clips before the gap end there (tail clip, flush), restart() numbers
+    frames from 0 again, and the first clip after it is linked to the last frame before it (object 1 moved
+    2 px more than usual); object 2 left during the gap, object 3 came in it: new ids. reset() links nothing."""
+    sched = ClipSchedule(length=3, overlap=1)
+    vol = _stream(10, {1: (range(10), (3, 6, 3)), 2: (range(4), (22, 14, 3)), 3: (range(6, 10), (10, 15, 3))})
+    st = Stitcher(sched)
+    before = st.add_clip(0, vol[0:3]) + st.add_clip(2, vol[2:4], final=True) + st.flush()
+    st.restart()
+    after = st.add_clip(0, np.where(vol[6:9] > 0, 9 - vol[6:9], 0)) + st.add_clip(2, vol[8:10] * 5, final=True)
+    after += st.flush()
+    assert [f.index for f in before] == [0, 1, 2, 3] and [f.index for f in after] == [0, 1, 2, 3]
+    before_ids = {k: int(np.unique(before[3].labels[vol[3] == k])[0]) for k in (1, 2)}
+    after_ids = {k: {int(np.unique(f.labels[vol[6 + f.index] == k])[0]) for f in after} for k in (1, 3)}
+    assert after_ids[1] == {before_ids[1]}  # the same object, the same id across the gap
+    assert len(after_ids[3]) == 1 and after_ids[3].isdisjoint(before_ids.values())
+    st.reset()
+    fresh = st.add_clip(0, vol[6:9]) + st.flush()
+    assert int(np.unique(fresh[0].labels[vol[6] == 1])[0]) != before_ids[1]  # a new stream: no link
+    st.restart()
+    with pytest.raises(ValueError, match="before the gap"):
+        st.add_clip(0, vol[6:9, :10])
+    held = Stitcher(sched)
+    held.add_clip(0, vol[0:3])  # frames 1 and 2 wait for frame 3
+    with pytest.raises(RuntimeError, match="2 frame.s. still held"):
+        held.restart()
+
+
 def test_torch_tubes_are_accepted() -> None:
     torch = pytest.importorskip("torch")
     vol = _stream(3, {5: (range(3), (5, 5, 3))})

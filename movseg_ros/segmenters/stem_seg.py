@@ -5,6 +5,9 @@ goes through the network once (no optical flow); clustering the embeddings gives
 instance tubes; the stitcher links them to the previous clip's over the T_c shared frames and
 publishes each frame when the frame T - T_c after it arrives (frames 0..T_c-1 wait for the first
 clip). Detections carry the stitched ids, so the IdentityTracker reports them unchanged.
+`flush()` ends the clip sequence (end of stream, a gap in it, or a pause): the held frames are
+segmented and handed over, and the next frame starts a new sequence whose first clip is linked to the
+last frame before it, so objects keep their ids; `reset()` (a new stream) forgets them.
 """
 
 from __future__ import annotations
@@ -99,9 +102,14 @@ class StemSegSegmenter:
         self.reset()
 
     def reset(self) -> None:
+        """A new stream: forget the held frames and the ids' links to what came before."""
         self.stitcher.reset()
-        self._seen = 0  # frames received in this stream
-        self._frames: dict[int, Frame] = {}  # frames not yet published, by index in the stream
+        self._new_clip_sequence()
+
+    def _new_clip_sequence(self) -> None:
+        """Count frames from 0 again, as the first frame of a clip schedule."""
+        self._seen = 0  # frames received in this clip sequence
+        self._frames: dict[int, Frame] = {}  # frames not yet published, by index in the clip sequence
         self._small: dict[int, np.ndarray] = {}  # their work-resolution images, while a clip may still need them
 
     def process(self, buffer: ClipBuffer) -> list[SegmenterResult]:
@@ -118,14 +126,16 @@ class StemSegSegmenter:
         return [self._result(s) for s in stitched]
 
     def flush(self) -> list[SegmenterResult]:
-        """The stream ended: segment the frames no complete clip covered, and hand over every held frame."""
+        """End the clip sequence (the stream ended, or frames are missing next): segment the frames no complete
+        clip covered and hand over every held frame. The next frame starts a new sequence keeping the ids."""
         if self._seen == 0:
             return []
         tail = self.schedule.tail_clip(self._seen)
         stitched = self._clip(*tail, final=True) if tail is not None else []
         stitched += self.stitcher.flush()
         results = [self._result(s) for s in stitched]
-        self.reset()
+        self.stitcher.restart()
+        self._new_clip_sequence()
         return results
 
     def _clip(self, start: int, length: int, final: bool) -> list:

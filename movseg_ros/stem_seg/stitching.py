@@ -26,6 +26,11 @@ tracklet with no pixels there cannot match; an unmatched tracklet gets a fresh g
 overlap 0 nothing is shared, so the previous clip's last frame is matched against the new clip's first
 frame instead (adjacent frames, as an online tracker would). Global ids count up from 1 and are never
 reused, also across `reset()`; after MAX_TRACK_ID (uint16) they wrap, skipping ids still alive.
+
+Gaps. Frames missing from a stream (dropped on the way) must not be joined in one clip: the stream's
+clips end there like at the end of a stream (tail clip, `flush()`), and `restart()` starts a new clip
+sequence at frame 0 whose first clip is linked to the last frame before the gap, as with overlap 0, so
+the same objects keep their ids. `reset()` is a new stream: nothing is linked to what came before.
 """
 
 from __future__ import annotations
@@ -122,7 +127,8 @@ class Stitcher:
     """Links each clip's tubes to the previous clip's and publishes final frames on the schedule.
 
     Drive it once per received frame: `add_clip` when `schedule.clip_ready(n)`, else `advance(n)`;
-    at the end `add_clip(*tail, final=True)` if `schedule.tail_clip(n)` is not None, then `flush()`.
+    at the end `add_clip(*tail, final=True)` if `schedule.tail_clip(n)` is not None, then `flush()`;
+    at a gap the same, then `restart()` and count frames from 0 again.
     """
 
     def __init__(self, schedule: ClipSchedule, min_iou: float = 0.1) -> None:
@@ -135,11 +141,24 @@ class Stitcher:
         self._queue: deque[StitchedFrame] = deque()
         self._next_publish = 0  # index of the next frame to publish
         self._ended = False
+        self._anchor: np.ndarray | None = None  # (1, H, W) global ids of the last frame before a gap
 
     def reset(self) -> None:
         """Forget the stream (a new one starts at frame 0); global ids keep counting up."""
         self._prev = None
         self._queue.clear()
+        self._next_publish = 0
+        self._ended = False
+        self._anchor = None
+
+    def restart(self) -> None:
+        """After a gap: a new clip sequence starts at frame 0, its first clip linked to the last frame of this
+        one's last clip so the objects keep their ids. Every held frame must have been flushed first."""
+        if self._queue:
+            raise RuntimeError(f"Stitcher.restart: {len(self._queue)} frame(s) still held; flush() first")
+        if self._prev is not None:
+            self._anchor = self._prev.labels[-1:].copy()
+        self._prev = None
         self._next_publish = 0
         self._ended = False
 
@@ -167,6 +186,7 @@ class Stitcher:
             frame_scores = {int(to_global[int(i)]): local_scores[int(i)] for i in present}
             self._queue.append(StitchedFrame(start + f, labels[f].copy(), frame_scores))
         self._prev = _Clip(start, labels)
+        self._anchor = None
         self._ended = final
         return self.advance(start + len(clip))
 
@@ -203,6 +223,9 @@ class Stitcher:
         if prev is None:
             if start != 0:
                 raise ValueError(f"Stitcher: the first clip of a stream must start at frame 0, got {start}")
+            if self._anchor is not None and clip.shape[1:] != self._anchor.shape[1:]:
+                raise ValueError(f"Stitcher clip frames are {clip.shape[1:]}, the frame before the gap's "
+                                 f"{self._anchor.shape[1:]} (a new size is a new stream: reset())")
             return
         if clip.shape[1:] != prev.labels.shape[1:]:
             raise ValueError(f"Stitcher clip frames are {clip.shape[1:]}, the previous clip's {prev.labels.shape[1:]}")
@@ -218,17 +241,22 @@ class Stitcher:
         prev = self._prev
         matched: dict[int, int] = {}
         alive: set[int] = set()
+        old = new = None
         if prev is not None:
             shared = prev.end - start
             if shared > 0:
                 old, new = prev.labels[start - prev.start:], clip[:shared]
             else:  # overlap 0: the previous clip's last frame against the new clip's first
                 old, new = prev.labels[-1:], clip[:1]
-            old_ids = [int(g) for g in np.flatnonzero(np.bincount(old.reshape(-1), minlength=1)[1:]) + 1]
+            alive = set(_present_ids(prev.labels))
+        elif self._anchor is not None:  # after a gap: the last frame before it against the first after it
+            old, new = self._anchor, clip[:1]
+            alive = set(_present_ids(old))
+        if old is not None:
+            old_ids = _present_ids(old)
             new_ids = [i for i in local_ids if (new == i).any()]
             iou = mask_iou_matrix([old == g for g in old_ids], [new == i for i in new_ids])
             matched = {new_ids[c]: old_ids[r] for r, c in hungarian_match(iou, self.min_iou)}
-            alive = {int(g) for g in np.flatnonzero(np.bincount(prev.labels.reshape(-1), minlength=1)[1:]) + 1}
         taken = alive | set(matched.values())
         return {i: matched[i] if i in matched else self._new_id(taken) for i in local_ids}
 
@@ -239,6 +267,11 @@ class Stitcher:
             if gid not in taken:
                 taken.add(gid)
                 return gid
+
+
+def _present_ids(labels: np.ndarray) -> list[int]:
+    """The non-zero ids present in a global-id label volume, ascending."""
+    return [int(g) for g in np.flatnonzero(np.bincount(labels.reshape(-1), minlength=1)[1:]) + 1]
 
 
 def _check_count(value: int) -> None:
