@@ -36,6 +36,7 @@ def node(node_env):
     proc = NodeProcess.start(node_env, remap="image:=/test/image", extra=[
         "-p", "diagnostics_period:=0.2", "-p", "use_compressed:=true",
         "-p", "queue_size:=4",  # bad and good frames sent back to back must both reach the worker
+        "-p", "gap_factor:=0.0",  # stream gaps come from the queue's drops alone, not from the stamps
         "-r", "image/compressed:=/test/image/compressed",
     ])
     yield proc
@@ -341,6 +342,8 @@ def test_burst_faster_than_the_pipeline_drops_oldest_and_accounts_for_every_fram
     dropped = totals["dropped"] - count(before, "frames dropped")
     processed = totals["processed"] - count(before, "frames processed")
     assert dropped > 0 and received == processed + dropped, f"burst: received {received}, processed {processed}, dropped {dropped}"
+    gaps = count(after, "stream gaps") - count(before, "stream gaps")
+    assert 1 <= gaps <= dropped, f"{dropped} frames dropped, {gaps} gaps"  # each processed frame after drops is one
     assert node.alive()
     send_good(ros, next(stamps))  # still responsive
     # the newest frames survive a full queue: the last output belongs to the end of the burst

@@ -163,7 +163,7 @@ def report(r: BenchResult) -> str:
     if diag:
         lines.append(f"  node: received {diag.get('frames received')}  processed {diag.get('frames processed')}  "
                      f"dropped {diag.get('frames dropped')}  bad {diag.get('frames bad')}  "
-                     f"latency p50 {diag.get('latency p50 (ms)')} ms (arrival->publish)")
+                     f"latency p50 {diag.get('output latency p50 (ms)')} ms (arrival->publish)")
     if rss:
         lines.append(f"  node RSS   start {rss['start']:.1f} MB   end {rss['end']:.1f} MB   max {rss['max']:.1f} MB   "
                      f"slope (2nd half) {rss['slope_second_half_mb_per_min']:+.2f} MB/min")

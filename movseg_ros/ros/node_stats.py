@@ -2,7 +2,9 @@
 
 Counters are cumulative since start so that, once the queue is empty,
 received == processed + dropped + bad + failed + skipped (paused by ~/enable). Rates and latencies cover a recent window; the
-camera latency (clock minus header stamp) only from stamps that are plausible, the rest counted.
+camera latency (clock minus header stamp) only from stamps that are plausible, the rest counted. The output latency
+is per frame, from its arrival to the publication of its own output: for a near-online pipeline it includes the
+frames it waited for (or the silence before a flush).
 """
 
 from __future__ import annotations
@@ -60,6 +62,8 @@ class NodeStats:
         self.skipped = 0
         self.published = 0
         self.implausible_stamps = 0
+        self.gaps = 0
+        self.flushes = 0
         self.bad: Counter[str] = Counter()
         self.resets: Counter[str] = Counter()
         self.input_problems: Counter[str] = Counter()  # frames without depth or rotation, by reason
@@ -78,10 +82,17 @@ class NodeStats:
         with self._lock:
             self.bad[kind] += 1
 
-    def on_processed(self, resets: list[str]) -> None:
+    def on_processed(self, resets: list[str], gap: bool = False) -> None:
+        """A frame went through the pipeline; it broke the stream (`resets`) or followed missing frames (`gap`)."""
         with self._lock:
             self.processed += 1
             self.resets.update(resets)
+            self.gaps += int(gap)
+
+    def on_flush(self) -> None:
+        """Held frames were handed over because no frame came for a while."""
+        with self._lock:
+            self.flushes += 1
 
     def on_input_problem(self, reason: str) -> None:
         """A frame processed without something the robot should have given (depth, rotation)."""
@@ -98,7 +109,8 @@ class NodeStats:
             self.failed += 1
 
     def on_published(self, now: float, latency_s: float, camera_latency_s: float | None) -> None:
-        """An output went out; `camera_latency_s` is None when its stamp was implausible (far ahead or behind)."""
+        """An output went out `latency_s` after its own frame arrived; `camera_latency_s` is None when its stamp
+        was implausible (far ahead or behind)."""
         with self._lock:
             self.published += 1
             self._outputs.add(now)
@@ -109,7 +121,7 @@ class NodeStats:
                 self._camera_latency.add(now, camera_latency_s * 1e3)
 
     def status(self, name: str, pipeline: str, device: str, dropped: int, queue_depth: int,
-               state: str = "active") -> DiagnosticStatus:
+               state: str = "active", latency_frames: int = 0) -> DiagnosticStatus:
         """One DiagnosticStatus: WARN while frames are dropped, bad or failing, else OK."""
         now = time.monotonic()
         with self._lock:
@@ -122,8 +134,9 @@ class NodeStats:
                 "device": device,
                 "input rate (Hz)": f"{self._inputs.rate(now):.2f}",
                 "output rate (Hz)": f"{self._outputs.rate(now):.2f}",
-                "latency p50 (ms)": _ms(lat, 0),
-                "latency p95 (ms)": _ms(lat, 1),
+                "output latency (frames)": str(latency_frames),
+                "output latency p50 (ms)": _ms(lat, 0),
+                "output latency p95 (ms)": _ms(lat, 1),
                 "camera latency p50 (ms)": _ms(cam, 0),
                 "camera latency p95 (ms)": _ms(cam, 1),
                 "frames received": str(self.received),
@@ -135,6 +148,8 @@ class NodeStats:
                 "outputs published": str(self.published),
                 "queue depth": str(queue_depth),
                 "stream resets": str(sum(self.resets.values())),
+                "stream gaps": str(self.gaps),
+                "flushes": str(self.flushes),
                 "stamps implausible for latency": str(self.implausible_stamps),
             }
             values.update({f"bad input ({k})": str(n) for k, n in sorted(self.bad.items())})

@@ -77,6 +77,7 @@ class NodeSettings:
 
     pipeline: PipelineConfig
     queue_size: int = 1
+    flush_after: float = 0.5
     reliability: str = "best_effort"
     depth: int = 5
     use_compressed: bool = False
@@ -106,6 +107,9 @@ def node_specs() -> list[ParamSpec]:
                   "Frames kept in the clip buffer (history the segmenter can look at).", int_range=(2, 64)),
         ParamSpec("queue_size", 1, "Input frames waiting for the worker; when full the oldest is dropped.",
                   int_range=(1, 100)),
+        ParamSpec("flush_after", 0.5, "Seconds without a frame after which a near-online pipeline's held frames "
+                  "are segmented and published with their own headers (0 = only when the stream breaks).",
+                  float_range=(0.0, 60.0)),
         ParamSpec("qos.reliability", "best_effort",
                   "Input subscription reliability: best_effort (sensor data) or reliable.", choices=RELIABILITIES),
         ParamSpec("qos.depth", 5, "Input subscription history depth (keep last).", int_range=(1, 100)),
@@ -226,6 +230,7 @@ def read_settings(node: Node) -> NodeSettings:
     return NodeSettings(
         pipeline=pipeline_config(values),
         queue_size=int(values["queue_size"]),
+        flush_after=float(values["flush_after"]),
         reliability=str(values["qos.reliability"]),
         depth=int(values["qos.depth"]),
         use_compressed=bool(values["use_compressed"]),

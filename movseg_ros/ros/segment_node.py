@@ -4,7 +4,10 @@ The subscription callback only admits a message (checks its fields and a compres
 header, ros/admission.py), timestamps it and hands it to a drop-oldest queue; one worker thread
 decodes, runs the pipeline and publishes, so a slow pipeline costs dropped frames (counted)
 rather than a growing backlog or stale outputs, and a malformed message is counted as bad, never
-as dropped. Strings from messages and files are escaped and cut before they are logged.
+as dropped. Frames that never reached the pipeline are a gap before the next one (Frame.gap_before):
+a near-online pipeline ends its clips there rather than join frames that are not consecutive. When
+no frame comes for `flush_after` seconds, the worker hands over the frames such a pipeline holds.
+Strings from messages and files are escaped and cut before they are logged.
 It is a managed (lifecycle) node: configure builds the pipeline and starts the worker, activate
 subscribes the inputs, deactivate unsubscribes, cleanup stops the worker. With `autostart` (the
 default) it configures and activates itself, so nobody waits on an unconfigured node. A
@@ -58,6 +61,7 @@ NODE_NAME = "movseg"
 LOG_THROTTLE_S = 5.0
 LOG_TEXT_LIMIT = 400  # characters of one logged error text
 PLAUSIBLE_AHEAD_S = 1.0  # a stamp at most this far ahead of the clock still gives a camera latency
+IDLE_WAIT_S = 0.5  # the worker wakes at least this often to see whether it should stop
 InputMsg = Union[Image, CompressedImage]
 
 
@@ -91,7 +95,10 @@ class SegmentNode(LifecycleNode):
         self.limits = AdmissionLimits(self.settings.max_input_pixels, self.settings.pipeline)
         self.stats = NodeStats()
         self.pipeline: Pipeline | None = None
-        self.queue: DropOldestQueue[tuple[InputMsg, float]] = DropOldestQueue(self.settings.queue_size)
+        self.queue: DropOldestQueue[tuple[InputMsg, float, int]] = DropOldestQueue(self.settings.queue_size)
+        self._admitted = 0  # messages put in the queue, numbered so the worker knows which never reached it
+        self._last_seq: int | None = None  # number of the last message that reached the pipeline (worker)
+        self._flush_at: float | None = None  # monotonic time the held frames are flushed if no frame comes (worker)
         self._worker: threading.Thread | None = None
         self._subscriptions_in: list = []
         self._enabled = True
@@ -145,6 +152,8 @@ class SegmentNode(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         self.queue = DropOldestQueue(self.settings.queue_size)
         self._index = 0
+        self._last_seq = None
+        self._flush_at = None
         self._worker = threading.Thread(target=self._work, name="movseg-worker", daemon=True)
         self._worker.start()
         self.get_logger().info(f"configured: pipeline '{self.pipeline.name}' on {self.pipeline.device}; "
@@ -220,7 +229,8 @@ class SegmentNode(LifecycleNode):
         except BadImage as e:
             self._bad(e)
             return
-        self.queue.put((msg, arrival))
+        self._admitted += 1
+        self.queue.put((msg, arrival, self._admitted))
 
     def _bad(self, e: BadImage) -> None:
         """Count a refused message by its reason and say why (throttled per reason)."""
@@ -244,31 +254,62 @@ class SegmentNode(LifecycleNode):
         msg.status = [self.stats.status(f"{NODE_NAME}: segmentation",
                                         pipeline.name if pipeline else self.settings.pipeline.pipeline,
                                         pipeline.device if pipeline else "none", self.queue.dropped, len(self.queue),
-                                        self._state_label())]
+                                        self._state_label(), pipeline.latency_frames if pipeline else 0)]
         self.pub_diagnostics.publish(msg)
 
     # --- worker -----------------------------------------------------------------------------
 
     def _work(self) -> None:
         while not self.queue.closed:
-            item = self.queue.get(timeout=0.5)
-            if item is None:
-                continue
+            item = self.queue.get(timeout=self._idle_wait())
             try:
-                self._handle(*item)
+                if item is None:
+                    self._flush_if_silent()
+                else:
+                    self._handle(*item)
             except Exception as e:  # noqa: BLE001 - the worker must outlive any one frame
                 if self.queue.closed or not rclpy.ok(context=self.context):
                     return
                 self._log("publish").error(f"publishing failed: {type(e).__name__}: {printable(e, LOG_TEXT_LIMIT)}",
                                            throttle_duration_sec=LOG_THROTTLE_S)
 
-    def _handle(self, msg: InputMsg, arrival: float) -> None:
+    def _idle_wait(self) -> float:
+        """Seconds the worker waits for a frame: until held frames are due to be flushed, at most IDLE_WAIT_S."""
+        if self._flush_at is None:
+            return IDLE_WAIT_S
+        return min(IDLE_WAIT_S, max(0.0, self._flush_at - time.monotonic()))
+
+    def _flush_if_silent(self) -> None:
+        """No frame for flush_after seconds: segment and publish the frames the pipeline holds, with their own
+        headers. The next frame starts new clips with the same ids (the same camera, paused)."""
+        if self._flush_at is None or time.monotonic() < self._flush_at or self.pipeline is None:
+            return
+        self._flush_at = None
+        try:
+            outputs = self.pipeline.finish()
+        except Exception as e:  # noqa: BLE001 - the held frames are lost, the stream goes on
+            self.pipeline.reset()
+            self._log("failure").error(f"flushing the held frames failed: {type(e).__name__}: "
+                                       f"{printable(e, LOG_TEXT_LIMIT)}; the next frame starts a new stream",
+                                       throttle_duration_sec=LOG_THROTTLE_S)
+            return
+        if not outputs:
+            return
+        self.stats.on_flush()
+        self._log("flush").info(f"no frame for {self.settings.flush_after:g} s: published the {len(outputs)} "
+                                f"held frame(s)", throttle_duration_sec=LOG_THROTTLE_S)
+        for out in outputs:
+            self._publish(out)
+
+    def _handle(self, msg: InputMsg, arrival: float, seq: int) -> None:
         try:
             image = decode_compressed(msg) if isinstance(msg, CompressedImage) else decode_image(msg)
         except BadImage as e:
             self._bad(e)
             return
-        frame = self._frame(image, stamp_ns_of(msg.header), msg.header.frame_id)
+        missing = 0 if self._last_seq is None else max(0, seq - self._last_seq - 1)  # dropped or undecodable
+        self._last_seq = seq
+        frame = self._frame(image, stamp_ns_of(msg.header), msg.header.frame_id, missing)
         self._index += 1
         self._arrivals[frame.index] = arrival
         try:
@@ -279,19 +320,24 @@ class SegmentNode(LifecycleNode):
                                        f"{printable(e, LOG_TEXT_LIMIT)}",
                                        throttle_duration_sec=LOG_THROTTLE_S)
             return
-        reset = self.pipeline.last_reset
+        reset, gap = self.pipeline.last_reset, self.pipeline.last_gap
         if reset is not None:
             self._log(f"reset.{reset.reason}").warning(f"stream reset ({reset.reason}): {reset.detail}",
                                                        throttle_duration_sec=LOG_THROTTLE_S)
-        self.stats.on_processed([reset.reason] if reset is not None else [])
+        if gap is not None and self.pipeline.latency_frames > 0:
+            self._log("gap").info(f"stream gap, clips end there: {gap.detail}", throttle_duration_sec=LOG_THROTTLE_S)
+        self.stats.on_processed([reset.reason] if reset is not None else [], gap is not None)
+        if self.pipeline.latency_frames > 0 and self.settings.flush_after > 0:
+            self._flush_at = arrival + self.settings.flush_after
         for out in outputs:
-            self._publish(out)
+            self._publish(out, reset is not None)
         if len(self._arrivals) > 1024:  # outputs that never came (near-online pipeline reset)
             for k in sorted(self._arrivals)[:-64]:
                 del self._arrivals[k]
 
-    def _frame(self, image: np.ndarray, stamp_ns: int, frame_id: str) -> Frame:
-        """The frame with what the robot knows at its stamp: registered depth and intrinsics, the rotation."""
+    def _frame(self, image: np.ndarray, stamp_ns: int, frame_id: str, gap_before: int) -> Frame:
+        """The frame with what the robot knows at its stamp: registered depth and intrinsics, the rotation,
+        and how many frames went missing just before it."""
         s = self.settings
         h, w = image.shape[:2]
         depth, k, rotation = None, None, None
@@ -309,9 +355,11 @@ class SegmentNode(LifecycleNode):
             if rotation is None:
                 self.stats.on_input_problem("rotation missing")
         self._last_stamp = stamp_ns
-        return Frame(image, stamp_ns, frame_id, self._index, depth=depth, intrinsics=k, rotation=rotation)
+        return Frame(image, stamp_ns, frame_id, self._index, depth=depth, intrinsics=k, rotation=rotation,
+                     gap_before=gap_before)
 
-    def _publish(self, out: FrameOutput) -> None:
+    def _publish(self, out: FrameOutput, stream_reset: bool = False) -> None:
+        """Every output topic for one frame, with its own header; `stream_reset` clears the markers first."""
         header = header_of(out.frame.stamp_ns, out.frame.frame_id)
         self.pub_instances.publish(encode_label_map(out.label_map, header))
         self.pub_tracks.publish(tracks_to_cloud(out.tracks, header))
@@ -320,7 +368,7 @@ class SegmentNode(LifecycleNode):
         camera_latency = (self.get_clock().now().nanoseconds - out.frame.stamp_ns) * 1e-9
         plausible = -PLAUSIBLE_AHEAD_S <= camera_latency <= self.settings.pipeline.max_stamp_jump
         self.stats.on_published(now, now - arrival, camera_latency if plausible else None)
-        if self.pipeline is not None and self.pipeline.last_reset is not None and self.settings.depth_enabled:
+        if stream_reset and self.settings.depth_enabled:
             self.pub_markers.publish(self.markers.clear(header))
         if self.pub_markers.get_subscription_count() > 0:
             self.pub_markers.publish(self.markers.update(out.tracks, header))
