@@ -191,9 +191,11 @@ class Pipeline:
         f = out.frame
         if f.depth is not None and f.intrinsics is not None:
             masks = {t.id: t.mask for t in out.tracks if t.mask is not None}
-            found = self.geometry.update(f.stamp_ns, masks, f.depth, f.intrinsics)
+            found = self.geometry.update(f.stamp_ns, masks, f.depth, f.intrinsics, f.rotation)
             for t in out.tracks:
                 t.geometry = found.get(t.id)
+        else:
+            self.geometry.turn(f.rotation)  # the camera turned even where there was no depth
         return out
 
     def run_offline(self, frames: Iterable[Frame]) -> list[FrameOutput]:

@@ -184,3 +184,27 @@ def test_imu_rates_give_each_frame_its_rotation_and_gaps_are_counted(rclpy_sessi
     finally:
         code, log = stop_cleanly(node, harness)
         assert code == 0, log
+
+
+def test_the_pipeline_takes_the_frames_rotation_out_of_track_velocities() -> None:
+    from movseg_ros.frame import Frame
+    from movseg_ros.pipeline import Pipeline, PipelineConfig
+
+    # a pure pan (no zoom, no roll); the stopper stops at frame 10 and is then only seen to move by the camera
+    scene = make_scene(SceneConfig(frames=24, stop_frame=10, pan_speed=6.0, zoom_amplitude=0.0, roll_degrees=0.0))
+    speeds = {}
+    for use_rotation in (False, True):
+        pipe = Pipeline(PipelineConfig())
+        found = []
+        for i in range(len(scene.frames)):
+            frame = Frame(scene.frames[i], (i + 1) * 33_333_333, "c", i, depth=scene.depth[i],
+                          intrinsics=scene.intrinsics, rotation=scene.rotations[i] if use_rotation else None)
+            for out in pipe.process(frame):
+                truth = scene.ids[i] == scene.roles["stopper"]
+                for t in out.tracks:
+                    g = t.geometry
+                    if i >= 13 and g is not None and g.valid and t.mask is not None and (t.mask & truth).sum() > 0.5 * truth.sum():
+                        found.append(float(np.linalg.norm(g.velocity)))
+        speeds[use_rotation] = float(np.median(found)) if found else None
+    assert speeds[False] is not None and speeds[True] is not None, speeds
+    assert speeds[True] < 0.5 * speeds[False], speeds
