@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from movseg_ros.bench.rss_sampler import RssSampler
 from movseg_ros.plots import pyplot, save_figure
 
 
@@ -61,36 +61,6 @@ class BenchResult:
     rss_samples: list[tuple[float, float]] = field(default_factory=list)  # (seconds since start, MB)
 
 
-class RssSampler:
-    """Samples a process's resident memory once a second in a thread."""
-
-    def __init__(self, pid: int, period: float = 1.0) -> None:
-        import psutil
-
-        self._proc = psutil.Process(pid)
-        self._period = period
-        self._stop = threading.Event()
-        self.samples: list[tuple[float, float]] = []
-        self._t0 = time.monotonic()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def start(self) -> None:
-        self._t0 = time.monotonic()
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.samples.append((time.monotonic() - self._t0, self._proc.memory_info().rss / 2**20))
-            except Exception:  # noqa: BLE001 - the process ended
-                return
-            self._stop.wait(self._period)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(2.0)
-
-
 def rss_summary(samples: list[tuple[float, float]]) -> dict[str, float]:
     """Start, end and max RSS, and the least-squares slope over the second half (MB/min)."""
     if not samples:
@@ -113,7 +83,7 @@ def stream(args: argparse.Namespace, node: Any, result: BenchResult) -> None:
     sent: dict[int, float] = {}
     try:
         client.wait_connected(60.0, node)
-        sampler = RssSampler(node.pid)
+        sampler = RssSampler(node.pid, period=1.0)
         sampler.start()
         period = 1.0 / args.rate
         n = int(round(args.duration * args.rate))

@@ -8,7 +8,6 @@ count it under, so the run can check that every message was accounted for as wha
 from __future__ import annotations
 
 import struct
-import threading
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -18,6 +17,8 @@ from typing import Any, Callable, Iterator
 import cv2
 import numpy as np
 from sensor_msgs.msg import CompressedImage, Image
+
+from movseg_ros.bench.rss_sampler import RssSampler
 
 VALID = "valid"
 # what a malformed message may be counted as (admission or decoding, see ros/admission.py)
@@ -164,42 +165,6 @@ def max_size_storm(n: int, side: int = 4096) -> Iterator[Probe]:
     frames = [rgb_message(texture(side, side, shift=s)) for s in range(2)]
     for i in range(n):
         yield Probe(VALID, frames[i % 2])
-
-
-class RssSampler:
-    """A process's resident memory (MB), sampled every `period` s in a thread."""
-
-    def __init__(self, pid: int, period: float = 0.05) -> None:
-        import psutil
-
-        self._proc = psutil.Process(pid)
-        self._period = period
-        self._stop = threading.Event()
-        self.samples: list[tuple[float, float]] = []
-        self._t0 = time.monotonic()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def now_mb(self) -> float:
-        return self._proc.memory_info().rss / 2**20
-
-    def start(self) -> "RssSampler":
-        self._t0 = time.monotonic()
-        self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.samples.append((time.monotonic() - self._t0, self.now_mb()))
-            except Exception:  # noqa: BLE001 - the process ended
-                return
-            self._stop.wait(self._period)
-
-    def stop(self) -> float:
-        """Stop sampling; the largest RSS seen (MB)."""
-        self._stop.set()
-        self._thread.join(2.0)
-        return max((mb for _, mb in self.samples), default=float("nan"))
 
 
 @dataclass
