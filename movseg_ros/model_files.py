@@ -31,8 +31,9 @@ class ModelFileError(ValueError):
         super().__init__(f"weights {printable(self.path, 400)}: {problem}")  # a path is text from outside
 
 
-def load_checkpoint(path: Path | str, expected_arch: str) -> dict[str, Any]:
+def load_checkpoint(path: Path | str, expected_arch: str | None) -> dict[str, Any]:
     """The file's contents as {"arch", "state_dict", "meta"}; "arch" is None for a plain state dict.
+    `expected_arch` None takes a checkpoint of any architecture (the caller checks "arch").
 
     Raises ModelFileError for a missing file, a file torch cannot read (not a torch file, truncated),
     a checkpoint recorded for another architecture than `expected_arch`, or contents of another kind.
@@ -61,7 +62,7 @@ def load_checkpoint(path: Path | str, expected_arch: str) -> dict[str, Any]:
         arch = data.get("arch")
         state = data["state_dict"]
         meta = data.get("meta") or {}
-        if arch != expected_arch:
+        if expected_arch is not None and arch != expected_arch:
             raise ModelFileError(path, f"checkpoint is for architecture '{arch}', expected '{expected_arch}'")
     else:
         arch, state, meta = None, data, {}

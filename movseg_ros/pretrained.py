@@ -75,7 +75,7 @@ def torchvision_mobilenet_v2_names(state: dict) -> dict:
 def load_imagenet_mobilenet_v2(features, path: Path | str | None = None) -> Path:
     """Copy the ImageNet weights into `features` (torchvision's mobilenet_v2().features, or its first
     blocks): every key the module has must come from the file with its shape, and every file key of those
-    blocks must land in the module. Anything else is a ModelFileError naming the file (never a partial load)."""
+    blocks must land in the module (batch counters aside, which frozen batch norm does not keep). Anything else is a ModelFileError naming the file (never a partial load)."""
     import torch
 
     from movseg_ros.model_files import load_checkpoint
@@ -88,7 +88,9 @@ def load_imagenet_mobilenet_v2(features, path: Path | str | None = None) -> Path
         raise ModelFileError(path, f"not MobileNetV2 features: key {e.args[0]!r} is not of the expected layout") from None
     own = features.state_dict()
     depth = 1 + max(int(k.split(".")[0]) for k in own)
-    extra = [k for k in state if int(k.split(".")[0]) < depth and k not in own]
+    # frozen batch norm keeps no batch counter: the file's counters are bookkeeping, not weights
+    extra = [k for k in state if int(k.split(".")[0]) < depth and k not in own
+             and not k.endswith(".num_batches_tracked")]
     missing = [k for k in own if k not in state]
     shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
               if k in state and tuple(state[k].shape) != tuple(v.shape)]

@@ -157,6 +157,29 @@ def test_two_stream_pipeline_runs_a_clip_with_tiny_trained_weights(tiny_two_stre
     assert any(o.tracks for o in outputs[1:])  # min_score 0 and alpha 0: every detection starts a track
 
 
+def test_one_stream_weights_run_that_stream_alone(tiny_two_stream, tmp_path) -> None:
+    """Motion-only and appearance-only weights are pipelines too (the ablation's rows): every detection moving,
+    no static branch; weights of any other kind are refused naming the file."""
+    from movseg_ros.model_files import ModelFileError
+    from movseg_ros.segmenters.two_stream import TwoStreamConfig, TwoStreamSegmenter
+
+    clip = generate_clip(preset("motion").replace(width=128, height=96, frames=3, texture_source="skimage"), 3)
+    for kind, path in (("motion", tiny_two_stream.motion), ("appearance", tiny_two_stream.appearance)):
+        segmenter = TwoStreamSegmenter(TwoStreamConfig(weights=str(path), accelerator="eager", min_score=0.0,
+                                                       work_width=96))
+        assert segmenter.kind == kind and segmenter.features is None
+        pipe = Pipeline(PipelineConfig.from_dict({"pipeline": "two_stream", "tracker": {"alpha_high": 0.0, "alpha_low": 0.0},
+                                                  "two_stream": {"weights": str(path), "accelerator": "eager",
+                                                                 "min_score": 0.0, "work_width": 96}}))
+        outputs = [o for t in range(3) for o in pipe.process(Frame(clip.images[t], t * 33_000_000, "cam", t))]
+        assert [o.label_map.shape for o in outputs] == [(96, 128)] * 3
+        assert any(o.tracks for o in outputs[1:]), kind  # min_score 0, alpha 0: its detections start tracks
+    other = tmp_path / "other.pt"
+    torch.save({"arch": "saliency_mobilenet_v2", "state_dict": {"w": torch.zeros(1)}, "meta": {}}, other)
+    with pytest.raises(ModelFileError, match="other.pt.*'saliency_mobilenet_v2', expected one of"):
+        TwoStreamSegmenter(TwoStreamConfig(weights=str(other)))
+
+
 def test_missing_weights_are_a_clear_error(tmp_path) -> None:
     from movseg_ros.model_files import ModelFileError
 

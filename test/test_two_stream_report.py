@@ -65,9 +65,10 @@ def test_report_scores_four_rows_and_davis_and_writes_json_and_png(weights, davi
     assert set(report["files"]) == {"motion", "appearance", "joint"}
     assert "--joint" in report["command"] and str(weights["joint"]) in report["command"]
     davis = {p["pipeline"]: p for p in report["davis"]}
-    assert set(davis) == {"two_stream", "geometric"}
+    assert set(davis) == {"motion_only", "appearance_only", "two_stream", "geometric"}
     assert davis["two_stream"]["settings"]["two_stream"]["accelerator"] == "eager"
-    assert davis["two_stream"]["settings"]["two_stream"]["weights"] == str(weights["joint"])
+    for name, role in (("two_stream", "joint"), ("motion_only", "motion"), ("appearance_only", "appearance")):
+        assert davis[name]["settings"]["two_stream"]["weights"] == str(weights[role])
     for p in davis.values():
         (seq,) = p["sequences"]
         assert seq["sequence"] == "square" and seq["frames"] == 2 == p["frames"]  # cut to 2 of the 3 frames

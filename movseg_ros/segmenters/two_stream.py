@@ -4,6 +4,8 @@ Each frame is resized to `work_width`; the flow image is the motion at this fram
 flow from this frame back to the previous one). Moving detections come from the fused heads, static
 ones from the objectness branch; a static detection that overlaps a moving one is dropped. Both go to
 the shared tracker, where only moving detections start tracks and static ones continue them.
+Weights of one stream (`movseg train motion` or `appearance`) run that stream alone, every detection
+taken as moving: seed 000's motion-only and appearance-only ablation rows as pipelines.
 """
 
 from __future__ import annotations
@@ -67,20 +69,26 @@ class TwoStreamSegmenter:
     def __init__(self, config: TwoStreamConfig = TwoStreamConfig()) -> None:
         from movseg_ros.accel import AcceleratorConfig, PerShapeAccelerated
         from movseg_ros.two_stream.models import TwoStreamFeatures
-        from movseg_ros.two_stream.weights import load_model
+        from movseg_ros.two_stream.weights import load_model, weights_kind
 
         self.config = config
         accel = AcceleratorConfig(accelerator=config.accelerator, precision=config.precision, device=config.device)
         self._device = accel.resolve_device()
         self.device = self._device.type
-        self.model, self.meta = load_model(config.weights_path(), "two_stream", static_branch=config.static_branch,
-                                           detections_per_img=config.max_detections)
+        self.kind = weights_kind(config.weights_path())  # two_stream, or one stream alone: motion | appearance
+        if self.kind == "two_stream":
+            self.model, self.meta = load_model(config.weights_path(), "two_stream", static_branch=config.static_branch,
+                                               detections_per_img=config.max_detections)
+            self.features = PerShapeAccelerated(TwoStreamFeatures(self.model), accel, "two_stream")  # built on frame 2
+            self.model.use_features(self.features)
+        else:
+            self.model, self.meta = load_model(config.weights_path(), self.kind)
+            self.model.roi_heads.detections_per_img = config.max_detections
+            self.features = None  # one stream runs eager
         self.model.to(self._device)
-        self.features = PerShapeAccelerated(TwoStreamFeatures(self.model), accel, "two_stream")  # built on frame 2
-        self.model.use_features(self.features)
         self.flow = DISFlow(DISFlowConfig(preset=config.flow_preset, scale=1.0))
         self.clock: StageClock | None = None  # `movseg bench stages` sets one
-        log.info("two_stream: weights %s (%s, trained %s steps)", config.weights_path(),
+        log.info("two_stream: %s weights %s (%s, trained %s steps)", self.kind, config.weights_path(),
                  self.meta.get("arch_settings", {}).get("backbone"), self.meta.get("iterations"))
         self.reset()
 
@@ -94,7 +102,7 @@ class TwoStreamSegmenter:
     def process(self, buffer: ClipBuffer) -> list[SegmenterResult]:
         import torch
 
-        from movseg_ros.two_stream.inputs import flow_tensor, rgb_tensor
+        from movseg_ros.two_stream.inputs import flow_tensor, model_input, rgb_tensor
 
         frame = buffer.newest
         small = resize_to_width(frame.image, self.config.work_width)
@@ -106,11 +114,13 @@ class TwoStreamSegmenter:
             return [SegmenterResult(frame)]
         with timed(self.clock, "flow"):
             motion = -self.flow.flow_grey(grey, prev)  # this frame's pixels: where they are heading
-        x = torch.cat([rgb_tensor(small), flow_tensor(motion)], 0).to(self._device)
+        x = model_input(self.kind, rgb_tensor(small), flow_tensor(motion)).to(self._device)
         transform = self.model.transform
         transform.min_size, transform.max_size = (min(h, w),), max(h, w)  # the work size, not resized again
         with timed(self.clock, "network"), torch.inference_mode():
             out = self.model([x])[0]
+        if self.kind != "two_stream":  # one stream alone: all its detections are the moving ones
+            out = {"moving": out, "static": {"scores": out["scores"][:0], "masks": out["masks"][:0]}}
         with timed(self.clock, "masks"):
             moving = self._detections(out["moving"], (h0, w0), True)
             static = self._detections(out["static"], (h0, w0), False)

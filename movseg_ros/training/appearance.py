@@ -1,7 +1,8 @@
 """`movseg train appearance`: seed 000's "objectness" Mask R-CNN on RGB, every category merged into one.
 
-Data: image instance data in COCO format (`data: coco`, categories merged into "object" when read), or
-the synthetic generator's frames with every object labelled, moving or static (`data: synth`). With
+Data: image instance data in COCO format (`data: coco`, categories merged into "object" when read), the
+synthetic generator's frames with every object labelled, moving or static (`data: synth`), or DAVIS-2016
+train's objects mixed one to one with the generator's (`data: davis`; no COCO here). With
 `init_coco_weights` the run starts from torchvision's COCO-pretrained Mask R-CNN R-50-FPN file (if you
 have one), its 90-class heads turned into objectness heads (needs `arch` = the paper's R-50-FPN).
 """
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from torch.utils.data import Dataset
+from torch.utils.data import ConcatDataset, Dataset, Subset
 
 from movseg_ros.training.detector_loop import DetectorTrainConfig, detector_plan, train_detector
 from movseg_ros.training.loop import StagePlan
@@ -20,14 +21,15 @@ from movseg_ros.two_stream.arch import DetectorArch
 from movseg_ros.two_stream.data import SynthDetectionData
 from movseg_ros.two_stream.weights import build_model
 
-DATA_KINDS = ("synth", "coco")
+DATA_KINDS = ("synth", "coco", "davis")
 
 
 @dataclass(frozen=True)
 class AppearanceTrainConfig(DetectorTrainConfig):
     """The shared settings, plus where the instance data comes from."""
 
-    data: str = "synth"  # synth (generated frames, every object) | coco (coco_annotations + coco_images)
+    data: str = "synth"  # synth (generated frames, every object) | coco (coco_annotations + coco_images) |
+    #                      davis (the objects of `davis` mixed with the generator's, one to one)
     coco_annotations: str = ""  # COCO instances JSON (data: coco)
     coco_images: str = ""  # folder its file_names are relative to (data: coco)
     coco_val_annotations: str = ""  # held-out COCO JSON scored at checkpoints (data: coco; empty: no scoring)
@@ -38,6 +40,8 @@ class AppearanceTrainConfig(DetectorTrainConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         self.need(self.data in DATA_KINDS, "data", f"'{self.data}' is not one of {', '.join(DATA_KINDS)}")
+        if self.data == "davis":
+            self.need(bool(self.davis), "davis", "is needed with data: davis (a DAVIS-layout training folder)")
         if self.data == "coco":
             self.need(bool(self.coco_annotations and self.coco_images), "coco_annotations/coco_images",
                       "are both needed with data: coco")
@@ -76,7 +80,14 @@ def plan(config: AppearanceTrainConfig) -> StagePlan:
         model.train()
     else:
         model = build_model("appearance", arch, config.min_size)
-    if config.data == "coco":
+    init = {} if config.init_coco_weights else config.init_model(model)
+    if config.data == "davis":
+        davis = config.davis_data("appearance")
+        synth = SynthDetectionData(config.synth_config(), range(*config.train_seeds), "appearance")
+        train = ConcatDataset([davis, Subset(synth, range(len(davis)))])  # as many generated frames as real ones
+        val = config.davis_data("appearance", train=False)
+        source = {"davis": config.davis, "synth": "every object, moving or static, is an 'object'", "mix": "1:1"}
+    elif config.data == "coco":
         train: Dataset = _CocoItems(config.coco_annotations, config.coco_images)
         val = _CocoItems(config.coco_val_annotations, config.coco_val_images) if config.coco_val_annotations else None
         source: dict[str, Any] = {"coco_annotations": config.coco_annotations, "coco_images": config.coco_images}
@@ -86,7 +97,8 @@ def plan(config: AppearanceTrainConfig) -> StagePlan:
         val = SynthDetectionData(synth, range(*config.heldout_seeds), "appearance")
         source = {"synth": "every object, moving or static, is an 'object'"}
     return detector_plan(config, "appearance", "appearance", model, [(0, train)], val,
-                     meta={"objectness_data": source, "init_coco_weights": config.init_coco_weights or None})
+                     meta={"objectness_data": source, "init_coco_weights": config.init_coco_weights or None,
+                           "init": init})
 
 
 def train(config: AppearanceTrainConfig, command: str = "") -> dict[str, Any]:

@@ -65,6 +65,7 @@ def plan(config: JointTrainConfig) -> StagePlan:
     model = build_model("two_stream", arch, config.min_size)
     motion = _stream(config.motion_weights, "motion", arch.to_dict(), config.min_size)
     appearance = _stream(config.appearance_weights, "appearance", arch.to_dict(), config.min_size)
+    init = config.init_model(model)  # then overwritten by the stream models' backbones where given
     two_stream_from_streams(model, motion, appearance)
     frozen: list[nn.Module] = [model.static_rpn, model.static_roi_heads]
     if config.freeze_appearance:
@@ -74,10 +75,18 @@ def plan(config: JointTrainConfig) -> StagePlan:
     if config.freeze_mask:
         frozen += [model.roi_heads.mask_head, model.roi_heads.mask_predictor]
     synth = config.synth_config()
-    data = SynthDetectionData(synth, range(*config.train_seeds), "two_stream", config.flow_source, config.dis_preset)
-    val = SynthDetectionData(synth, range(*config.heldout_seeds), "two_stream", "dis", config.dis_preset)
-    return detector_plan(config, "joint", "two_stream", model, [(0, data)], val, frozen=frozen,
-                     meta={"init": {"motion": config.motion_weights or None, "appearance": config.appearance_weights or None},
+    phases: list[tuple[int, Any]] = []
+    if not config.davis or config.davis_from > 0:
+        phases.append((0, SynthDetectionData(synth, range(*config.train_seeds), "two_stream", config.flow_source,
+                                             config.dis_preset)))
+    if config.davis:
+        phases.append((config.davis_from, config.davis_data("two_stream")))
+        val = config.davis_data("two_stream", train=False)
+    else:
+        val = SynthDetectionData(synth, range(*config.heldout_seeds), "two_stream", "dis", config.dis_preset)
+    return detector_plan(config, "joint", "two_stream", model, phases, val, frozen=frozen,
+                     meta={"init": {"motion": config.motion_weights or None, "appearance": config.appearance_weights or None,
+                                    "backbones": init},
                            "frozen": {"appearance": config.freeze_appearance, "motion": config.freeze_motion,
                                       "mask": config.freeze_mask},
                            "flow": config.flow_source if config.flow_source == "truth" else f"dis {config.dis_preset}"})

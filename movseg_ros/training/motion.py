@@ -1,8 +1,8 @@
 """`movseg train motion`: seed 000's motion stream, a Mask R-CNN on flow images with one class "moving".
 
-Synthetic frame pairs; the first `truth_flow_iterations` steps see the generator's exact flow, the rest
-DIS flow estimated from the frames (seed 000 §3: ground-truth flow first, then estimated flow), so the
-stream is used to the estimator it meets at inference.
+Synthetic frame pairs; the first `truth_flow_iterations` steps see the generator's exact flow, then DIS
+flow estimated from the frames (seed 000 §3: ground-truth flow first, then estimated flow), so the stream
+is used to the estimator it meets at inference; with `davis` set, DIS flow of real frames from `davis_from`.
 """
 
 from __future__ import annotations
@@ -42,12 +42,20 @@ def plan(config: MotionTrainConfig) -> StagePlan:
     synth = config.synth_config()
     seeds = range(*config.train_seeds)
     held = range(*config.heldout_seeds)
-    phases = [(0, SynthDetectionData(synth, seeds, "motion", "truth"))]
-    if config.switch_step() < config.iterations:
-        phases.append((config.switch_step(), SynthDetectionData(synth, seeds, "motion", "dis", config.dis_preset)))
-    return detector_plan(config, "motion", "motion", build_model("motion", config.detector_arch(), config.min_size),
-                         phases, SynthDetectionData(synth, held, "motion", "dis", config.dis_preset),
-                         meta={"flow": {"truth_steps": config.switch_step(), "estimated": f"dis {config.dis_preset}"}})
+    synth_end = config.davis_from if config.davis else config.iterations  # DAVIS frames after the synthetic phases
+    switch = min(config.switch_step(), synth_end)
+    phases = [(0, SynthDetectionData(synth, seeds, "motion", "truth"))] if switch > 0 else []
+    if switch < synth_end:
+        phases.append((switch, SynthDetectionData(synth, seeds, "motion", "dis", config.dis_preset)))
+    if config.davis:
+        phases.append((synth_end, config.davis_data("motion")))
+    val = config.davis_data("motion", train=False) if config.davis else \
+        SynthDetectionData(synth, held, "motion", "dis", config.dis_preset)
+    model = build_model("motion", config.detector_arch(), config.min_size)
+    init = config.init_model(model)
+    return detector_plan(config, "motion", "motion", model, phases, val,
+                         meta={"init": init, "flow": {"truth_steps": switch, "estimated": f"dis {config.dis_preset}",
+                                                      "davis_steps": config.iterations - synth_end if config.davis else 0}})
 
 
 def train(config: MotionTrainConfig, command: str = "") -> dict[str, Any]:

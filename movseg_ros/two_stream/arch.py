@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-BACKBONES = ("mobilenet_v3", "resnet18", "resnet50")
+BACKBONES = ("mobilenet_v3", "mobilenet_v2", "resnet18", "resnet50")
 NORMS = ("group_norm", "frozen_bn", "batch_norm")
 KINDS = ("motion", "appearance", "two_stream")
 
@@ -20,7 +20,8 @@ class DetectorArch:
     """Backbone and head sizes shared by the motion, appearance and two-stream models.
 
     `light()` is the CPU default (MobileNetV3-FPN, narrow heads, group norm so it trains from scratch
-    at batch 2); `paper()` is seed 000's R-50-FPN with torchvision's Mask R-CNN head sizes and frozen
+    at batch 2); `imagenet()` the same heads on MobileNetV2-FPN with frozen batch norm, for ImageNet
+    initialisation; `paper()` is seed 000's R-50-FPN with torchvision's Mask R-CNN head sizes and frozen
     batch norm, so torchvision's COCO weights load into it.
     """
 
@@ -48,6 +49,11 @@ class DetectorArch:
     @classmethod
     def light(cls) -> "DetectorArch":
         return cls()
+
+    @classmethod
+    def imagenet(cls) -> "DetectorArch":
+        """MobileNetV2-FPN with frozen batch norm: the layout the installed ImageNet features load into."""
+        return cls(backbone="mobilenet_v2", norm="frozen_bn")
 
     @classmethod
     def paper(cls) -> "DetectorArch":

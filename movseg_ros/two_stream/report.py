@@ -3,7 +3,8 @@
 Two parts: (1) det/mask mAP@0.5 of the motion-only, appearance-only and joint models on the joint
 weights' held-out synthetic split, with DIS flow as at inference (cf. seed 000 Tables 1-3), and the
 appearance model's own objectness score for reference; (2) DAVIS J of `pipeline: two_stream` with the
-joint weights next to `pipeline: geometric`, scored by the same library code as `movseg eval`.
+motion-only, appearance-only and joint weights next to `pipeline: geometric`, scored by the same library
+code as `movseg eval`, with frames/s.
 """
 
 from __future__ import annotations
@@ -163,9 +164,13 @@ def score_ablation(split: HeldoutSplit, models: dict[str, tuple[nn.Module, Weigh
     return rows
 
 
-def pipeline_configs(joint_weights: Path | str, device: str = "cpu") -> dict[str, PipelineConfig]:
-    """`pipeline: two_stream` with the joint weights (eager: no compile time counts) and `pipeline: geometric`."""
-    return {"two_stream": pipeline_config("two_stream", joint_weights, device), "geometric": pipeline_config("geometric")}
+def pipeline_configs(joint_weights: Path | str, device: str = "cpu", motion_weights: Path | str | None = None,
+                     appearance_weights: Path | str | None = None) -> dict[str, PipelineConfig]:
+    """`pipeline: two_stream` with the motion-only and appearance-only weights (where given) and the joint
+    weights (eager: no compile time counts), and `pipeline: geometric`."""
+    streams = {"motion_only": motion_weights, "appearance_only": appearance_weights, "two_stream": joint_weights}
+    configs = {name: pipeline_config("two_stream", w, device) for name, w in streams.items() if w is not None}
+    return {**configs, "geometric": pipeline_config("geometric")}
 
 
 @dataclass(frozen=True)
@@ -225,7 +230,8 @@ def two_stream_report(settings: ReportSettings) -> TwoStreamReport:
     report = TwoStreamReport(settings.command, split, files, rows, settings.dis_preset, settings.device, notes=notes)
     if sequences is not None:
         report.davis_root = str(settings.davis)
-        report.davis = davis_scores(sequences, pipeline_configs(settings.joint, settings.device))
+        report.davis = davis_scores(sequences, pipeline_configs(settings.joint, settings.device, settings.motion,
+                                                                settings.appearance))
     return report
 
 

@@ -43,6 +43,18 @@ def load_model(path: Path | str, kind: str, min_size: int = 240, **two_stream_op
     return model, meta
 
 
+def weights_kind(path: Path | str) -> str:
+    """The model kind a weights file holds (motion | appearance | two_stream); ModelFileError names the file
+    when it is none of the three."""
+    from movseg_ros.model_files import load_checkpoint
+
+    arch = load_checkpoint(path, expected_arch=None)["arch"]
+    kinds = {arch_name(k): k for k in ("motion", "appearance", "two_stream")}
+    if arch not in kinds:
+        raise ModelFileError(path, f"checkpoint is for architecture '{arch}', expected one of {', '.join(kinds)}")
+    return kinds[arch]
+
+
 def save_model(path: Path | str, kind: str, model: nn.Module, arch: DetectorArch, meta: dict[str, Any],
                half: bool = True) -> Path:
     """Write `model` in our checkpoint format with its architecture record; fp16 floats when `half`."""
