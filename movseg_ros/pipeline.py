@@ -52,6 +52,19 @@ class PipelineConfig:
         if not 0.0 < self.max_stamp_jump <= 1e6:
             raise ValueError(f"max_stamp_jump must be in (0, 1e6] seconds, got {self.max_stamp_jump}")
         check_gap_factor(self.gap_factor)
+        self.tracker_config()  # this pipeline's thresholds with the tracker's must be in order
+
+    def tracker_config(self) -> TrackerConfig:
+        """The tracker's settings with the running pipeline's own alpha thresholds where it sets them (a
+        learned detector's scores mean something else than the geometric pipeline's)."""
+        own = {name: getattr(self.two_stream, name) for name in ("alpha_low", "alpha_high")
+               if self.pipeline == "two_stream" and getattr(self.two_stream, name) >= 0}
+        if not own:
+            return self.tracker
+        try:
+            return dataclasses.replace(self.tracker, **own)
+        except ValueError as e:
+            raise ValueError(f"two_stream.alpha_low/alpha_high with the tracker's: {e}") from None
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "PipelineConfig":
@@ -129,8 +142,9 @@ class Pipeline:
         self.buffer = ClipBuffer(config.buffer_length, max_stamp_jump_ns=round(config.max_stamp_jump * 1e9),
                                  thumb_width=work_width(config))
         self.segmenter = make_segmenter(config)
-        self.tracker: Tracker | IdentityTracker = (IdentityTracker(config.tracker) if self.segmenter.identities
-                                                   else Tracker(config.tracker))
+        tracking = config.tracker_config()
+        self.tracker: Tracker | IdentityTracker = (IdentityTracker(tracking) if self.segmenter.identities
+                                                   else Tracker(tracking))
         self.last_reset: BufferReset | None = None  # the reset the latest frame caused, if any
         self.gaps = GapDetector(config.gap_factor)
         self.last_gap: StreamGap | None = None  # the frames missing just before the latest frame, if any
@@ -217,7 +231,7 @@ class Pipeline:
             raise RuntimeError(f"offline mode needs one result a frame ({len(frames)} frames, "
                                f"{len(forward)} forward and {len(backward)} backward results)")
         backward = [SegmenterResult(f, r.detections, r.motion) for f, r in zip(frames, reversed(backward))]
-        return track_offline(forward, self.config.tracker, backward)
+        return track_offline(forward, self.config.tracker_config(), backward)
 
     def reset(self) -> None:
         self.geometry = Track3DEstimator()

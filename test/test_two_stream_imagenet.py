@@ -90,3 +90,19 @@ def test_stages_train_on_davis_items_after_the_synthetic_phases(davis_weights: d
     with torch.no_grad():
         out = joint([torch.rand(6, 64, 96)])
     assert set(out[0]) == {"moving", "static"}
+
+
+def test_stemseg_takes_the_same_imagenet_backbone() -> None:
+    from movseg_ros.stem_seg.network import StemSegArch, build_stemseg
+    from movseg_ros.training.stemseg import StemSegTrainConfig
+
+    arch = StemSegArch(backbone="mobilenet_v2", norm="frozen_bn")
+    model = build_stemseg(arch)
+    assert init_backbone(model.backbone, arch.detector_arch(), "imagenet").startswith("imagenet:")
+    reference = torchvision.models.mobilenet_v2().features[:18]
+    load_imagenet_mobilenet_v2(reference)
+    ref, body = reference.state_dict(), model.backbone.body.state_dict()
+    assert all(torch.equal(body[k], ref[k]) for k in body)
+    StemSegTrainConfig(arch=arch.to_dict(), init="imagenet")  # accepted
+    with pytest.raises(TrainConfigError, match="init: init imagenet needs"):
+        StemSegTrainConfig(init="imagenet")  # the light default: MobileNetV3 with group norm

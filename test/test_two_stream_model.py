@@ -208,3 +208,17 @@ def test_shipped_weights_find_moving_objects_and_appearance_alone_cannot_tell() 
         scores[kind] = detection_map(model, [data[i] for i in range(len(data))])["det_map50"]
     assert scores["two_stream"] > 0.6 and scores["motion"] > 0.6, scores
     assert scores["appearance"] < min(scores["two_stream"], scores["motion"]) - 0.15, scores
+
+
+def test_two_stream_alpha_thresholds_override_the_trackers_for_this_pipeline_only() -> None:
+    own = {"two_stream": {"alpha_low": 0.3, "alpha_high": 0.6}}
+    two_stream = PipelineConfig.from_dict({"pipeline": "two_stream", **own}).tracker_config()
+    assert (two_stream.alpha_low, two_stream.alpha_high, two_stream.t_inactive) == (0.3, 0.6, 10)
+    geometric = PipelineConfig.from_dict(own).tracker_config()  # the geometric pipeline keeps the tracker's
+    assert (geometric.alpha_low, geometric.alpha_high) == (0.7, 0.9)
+    unset = PipelineConfig.from_dict({"pipeline": "two_stream", "tracker": {"alpha_low": 0.5}}).tracker_config()
+    assert (unset.alpha_low, unset.alpha_high) == (0.5, 0.9)
+    with pytest.raises(ValueError, match=r"two_stream.alpha_low/alpha_high with the tracker's: need 0 <= alpha_low \(0.95\)"):
+        PipelineConfig.from_dict({"pipeline": "two_stream", "two_stream": {"alpha_low": 0.95}})
+    with pytest.raises(ValueError, match="two_stream.alpha_high must be <= 1"):
+        TwoStreamConfig(alpha_high=1.5)

@@ -39,6 +39,8 @@ class TwoStreamConfig:
     max_detections: int = 20  # most detections a frame, per branch
     static_branch: bool = True  # objectness predictions continue tracks of objects that stopped
     static_overlap: float = 0.5  # a static detection with this fraction of its mask under a moving one is dropped
+    alpha_low: float = -1.0  # this pipeline's tracker alpha_low (its scores are its own); < 0: tracker.alpha_low
+    alpha_high: float = -1.0  # this pipeline's tracker alpha_high; < 0: tracker.alpha_high
     device: str = "cpu"  # cpu | cuda | auto
     accelerator: str = "auto"  # backbones: auto (TensorRT on CUDA, else torch.compile, else eager) | tensorrt | compile | eager
     precision: str = "fp32"  # backbones: fp32 | fp16 | bf16 (fp16 on CUDA only; elsewhere fp32, logged)
@@ -51,6 +53,9 @@ class TwoStreamConfig:
         for name in ("min_score", "static_overlap"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"two_stream.{name} must be in [0, 1], got {getattr(self, name)}")
+        for name in ("alpha_low", "alpha_high"):
+            if getattr(self, name) > 1.0:
+                raise ValueError(f"two_stream.{name} must be <= 1 (< 0: the tracker's), got {getattr(self, name)}")
         if not 1 <= self.max_detections <= 100:
             raise ValueError(f"two_stream.max_detections must be in [1, 100], got {self.max_detections}")
         check_runtime_settings("two_stream", self.device, self.accelerator, self.precision)

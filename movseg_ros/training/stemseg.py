@@ -22,6 +22,8 @@ from torch.utils.data import Dataset
 from movseg_ros.synth.config import PRESETS, SynthConfig, preset
 from movseg_ros.training.common import TrainConfigError, check_seed_ranges
 from movseg_ros.training.loop import LoopConfig, StagePlan, train_stage
+from movseg_ros.two_stream.arch import ArchError
+from movseg_ros.two_stream.backbones import INITS, check_imagenet_arch, init_backbone
 
 TERMS = ("embedding", "smoothness", "seediness")
 
@@ -31,6 +33,7 @@ class StemSegTrainConfig(LoopConfig):
     """The loop's settings plus the network, the clip size and the mix of sources."""
 
     arch: dict[str, Any] = field(default_factory=dict)  # StemSegArch settings changed from the light default
+    init: str = "none"  # backbone start: none (random) | imagenet (installed MobileNetV2; arch backbone mobilenet_v2)
     clip_length: int = 8  # T, frames per training clip
     size: tuple[int, int] = (256, 144)  # clip frame size (width, height)
     preset: str = "stemseg"  # synthetic generator preset (synthetic clips and single frames)
@@ -59,6 +62,12 @@ class StemSegTrainConfig(LoopConfig):
             self.stemseg_arch()
         except (ValueError, TypeError) as e:
             raise TrainConfigError(f"training setting arch: {e}") from None
+        need(self.init in INITS, "init", f"'{self.init}' is not one of {', '.join(INITS)}")
+        if self.init == "imagenet":
+            try:
+                check_imagenet_arch(self.stemseg_arch().detector_arch())
+            except ArchError as e:
+                raise TrainConfigError(f"training setting init: {e}") from None
         need(2 <= self.clip_length <= 32, "clip_length", f"must be in [2, 32], got {self.clip_length}")
         need(min(self.size) >= 32, "size", f"must be at least 32 px a side, got {self.size}")
         need(self.preset in PRESETS, "preset", f"'{self.preset}' is not one of {', '.join(PRESETS)}")
@@ -193,10 +202,12 @@ def plan(config: StemSegTrainConfig) -> StagePlan:
             "heldout_seeds": list(config.heldout_seeds),
             "weights": {"synth": config.synth_weight, "animated": config.animated_weight, "video": config.video_weight},
             "animated_from": config.coco_annotations or "generator frames", "video_root": config.video_root or None}
-    return StagePlan(stage="stemseg", model=build_stemseg(arch), phases=[(0, mix)], collate=collate_clips,
+    model = build_stemseg(arch)
+    init = init_backbone(model.backbone, arch.detector_arch(), config.init)
+    return StagePlan(stage="stemseg", model=model, phases=[(0, mix)], collate=collate_clips,
                      losses=_losses(config), save=save, export_path=config.export_path(), terms=TERMS,
                      val=heldout_clips(config), score=tube_iou,
-                     plot_keys=("loss", "embedding", "seediness", "val_tube_iou"), meta={"data": data})
+                     plot_keys=("loss", "embedding", "seediness", "val_tube_iou"), meta={"data": data, "init": init})
 
 
 def train(config: StemSegTrainConfig, command: str = "") -> dict[str, Any]:
