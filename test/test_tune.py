@@ -287,3 +287,20 @@ def test_cached_saliency_pipelines_agree_with_plain_ones_and_run_the_network_onc
     second, _ = run_candidate(held, config, hook)
     assert first == plain == second
     assert len(cache) <= FRAMES // 2 and all(cache[k] is original[k] for k in original), "second run reused the maps"
+
+
+def test_a_worker_gives_torch_its_share_of_the_cores(files: dict[str, Path]) -> None:
+    """Each worker runs learned pipelines with its share of threads: W workers with torch's default thread
+    count each oversubscribe the cores, which made a two_stream search crawl."""
+    import torch
+
+    from movseg_ros.tuning import workers
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        workers._start_worker(DataSpec(files["data"].resolve(), "auto", CLIPS), None, 1)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+        workers._WORKER = None

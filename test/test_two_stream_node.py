@@ -23,7 +23,7 @@ def _start(node_env, weights: str) -> NodeProcess:
     return NodeProcess.start(node_env, remap="image:=/ts_test/image", extra=[
         "-p", "pipeline:=two_stream", "-p", f"two_stream.weights:={weights}", "-p", "two_stream.accelerator:=eager",
         "-p", "two_stream.min_score:=0.0", "-p", "two_stream.work_width:=96",
-        "-p", "tracker.alpha_low:=0.0", "-p", "tracker.alpha_high:=0.0",  # untrained scores: let detections track
+        "-p", "two_stream.alpha_low:=0.0", "-p", "two_stream.alpha_high:=0.0",  # untrained scores: let detections track
         "-p", "queue_size:=16", "-p", "qos.reliability:=reliable", "-p", "qos.depth:=16",  # nothing dropped
     ])
 

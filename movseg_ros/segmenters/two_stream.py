@@ -25,14 +25,14 @@ from movseg_ros.segmenters.base import Detection, SegmenterResult, check_runtime
 
 log = logging.getLogger(__name__)
 
-DEFAULT_WEIGHTS = "two_stream_mobilenet_v3.pt"  # in the package's models/ folder
+DEFAULT_WEIGHTS = "two_stream_mobilenet_v2.pt"  # in the package's models/ folder
 
 
 @dataclass(frozen=True)
 class TwoStreamConfig:
     """Settings of the two-stream segmenter (weights, work resolution, flow, thresholds, accelerator)."""
 
-    weights: str = ""  # two-stream weights file ("" = the shipped models/two_stream_mobilenet_v3.pt)
+    weights: str = ""  # two-stream weights file ("" = the shipped models/two_stream_mobilenet_v2.pt)
     work_width: int = 320  # frames are processed at this width (aspect kept)
     flow_preset: str = "medium"  # DIS optical flow preset: ultrafast, fast or medium
     min_score: float = 0.5  # detections scoring below this are not passed on

@@ -119,6 +119,11 @@ _WORKER: SequenceScorer | None = None  # the worker process's own scorer (its de
 def _start_worker(data: DataSpec, make_pipeline: PipelineMaker | None, threads: int) -> None:
     global _WORKER
     cv2.setNumThreads(threads)  # W workers share the cores; results do not depend on the thread count
+    try:  # a learned pipeline's network too: W workers with torch's default threads each crawl
+        import torch
+    except ImportError:  # the geometric pipeline needs no torch
+        return
+    torch.set_num_threads(threads)
     _WORKER = SequenceScorer(data, make_pipeline)
 
 
