@@ -12,7 +12,7 @@ import struct
 import sys
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -119,6 +119,20 @@ def load_with_settings(path: Path | str, expected_arch: str, how_made: str) -> t
         raise ModelFileError(path, "meta has no 'arch_settings' (the sizes to build the model with)")
     state = {k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
     return settings, state, ckpt["meta"]
+
+
+def load_rebuilt(path: Path | str, expected_arch: str, how_made: str,
+                 rebuild: Callable[[dict[str, Any]], nn.Module]) -> tuple[nn.Module, dict[str, Any]]:
+    """The model in `path` rebuilt by `rebuild(settings)` from its recorded settings, its weights loaded (eval
+    mode, CPU, fp32), and its meta; ModelFileError names the file, also for a settings record that `rebuild`
+    refuses (TypeError or ValueError)."""
+    settings, state, meta = load_with_settings(path, expected_arch, how_made)
+    try:
+        model = rebuild(settings)
+    except (TypeError, ValueError) as e:
+        raise ModelFileError(path, f"bad architecture record: {e}") from None
+    load_into(model, state, path, expected_arch)
+    return model.eval(), meta
 
 
 def save_with_settings(path: Path | str, arch: str, module: nn.Module, settings: dict[str, Any], meta: dict[str, Any],

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -104,14 +101,3 @@ def test_bad_configs_are_named(overrides, words, tmp_path: Path, capsys) -> None
     assert _train(tmp_path, *[a for o in overrides for a in ("--set", o)]) == 2
     err = capsys.readouterr().err
     assert "movseg train: error:" in err and words in err
-
-
-def test_ddp_on_two_cpu_processes(tmp_path: Path) -> None:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-           "-m", "movseg_ros.cli", "train", "stemseg", "--config", str(TINY), "--out-dir", str(tmp_path),
-           "--set", f"export={tmp_path / 'w.pt'}", "--set", "iterations=2", "--set", "val_images=0"]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    meta = load_checkpoint(tmp_path / "w.pt", "stemseg")["meta"]
-    assert meta["world_size"] == 2 and meta["iterations"] == 2

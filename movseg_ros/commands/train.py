@@ -7,6 +7,8 @@
   stemseg     seed 004's spatio-temporal embedding network on synthetic, animated-image and video clips
   saliency    the geometric pipeline's appearance prior: ImageNet MobileNetV2 + decoder, distilled from
               U^2-Net-p on DAVIS-2016 train frames and masks
+  refine      the geometric pipeline's learned refinement: a small network on its maps (motion evidence,
+              carried probability, colour and saliency fusion, the frame), trained on DAVIS-2016 train
 
 Runs on one CPU/GPU, or as DDP when started by torchrun (WORLD_SIZE > 1). Writes to the config's
 out_dir: metrics.jsonl (step, loss terms, lr, seconds, held-out scores), metrics.png, checkpoint_last.pt, and the final
@@ -63,6 +65,9 @@ def run(args: argparse.Namespace) -> int:
             scores = f"held-out tube IoU {_fmt(summary.get('val_tube_iou'))}"
         elif args.stage == "saliency":
             scores = f"held-aside mask IoU {_fmt(summary.get('val_iou'))}"
+        elif args.stage == "refine":
+            scores = (f"held-aside frame IoU {_fmt(summary.get('val_iou'))} "
+                      f"(the fusion alone {_fmt(summary.get('val_iou_fused'))})")
         else:
             scores = (f"train EPE {_fmt(summary.get('final_train_epe'))}, "
                       f"held-out EPE {_fmt(summary.get('val_epe'))}")

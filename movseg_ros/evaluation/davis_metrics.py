@@ -135,6 +135,9 @@ class _Boundary:
         return int(self.pixels.size)
 
 
+_NO_BOUNDARY = _Boundary(np.empty(0, np.int64), None)
+
+
 def _boundary(mask: np.ndarray, radius: int) -> _Boundary:
     b = boundary_map(mask)
     pixels = np.flatnonzero(b)
@@ -290,9 +293,16 @@ def _pair_scores(pred: np.ndarray, truth: np.ndarray, n_pred: int, n_truth: int,
         j = inter / union
     j[np.isclose(union, 0)] = 1
 
-    pred_b = [_boundary(pred == k, radius) for k in range(1, n_pred + 1)]
-    truth_b = [_boundary(truth == k, radius) for k in range(1, n_truth + 1)]
-    f = np.array([[_boundary_f(pb, tb) for tb in truth_b] for pb in pred_b], dtype=float).reshape(n_pred, n_truth)
+    # boundaries only of the ids present (KITTI-MOTS ids run to 2000 and more, nearly all absent): a pair with
+    # no boundary on either side scores 1, a pair with one on one side only 0, as _boundary_f has it
+    pred_b = [_boundary(pred == k, radius) if area_p[k - 1, 0] else _NO_BOUNDARY for k in range(1, n_pred + 1)]
+    truth_b = [_boundary(truth == k, radius) if area_t[0, k - 1] else _NO_BOUNDARY for k in range(1, n_truth + 1)]
+    has_p = np.array([b.count > 0 for b in pred_b], bool)
+    has_t = np.array([b.count > 0 for b in truth_b], bool)
+    f = (~has_p[:, None] & ~has_t[None, :]).astype(float)
+    for a in np.flatnonzero(has_p):
+        for b in np.flatnonzero(has_t):
+            f[a, b] = _boundary_f(pred_b[a], truth_b[b])
     return j, f
 
 

@@ -251,7 +251,8 @@ def weights_parameter(config: PipelineConfig, path: Path | str) -> str:
     """The parameter that names the weights file `path` of the configured pipeline (for its errors).
 
     A field naming that file wins; otherwise the shipped default was loaded, and the field left
-    empty is the one at fault (for geometric, the last empty: saliency_weights, which has a default).
+    empty is the one at fault: the empty one whose prefix the shipped file's name starts with
+    (saliency_weights for saliency_mobilenet_v2.pt), else the last empty one.
     """
     group = config.pipeline
     settings = getattr(config, group)
@@ -262,6 +263,9 @@ def weights_parameter(config: PipelineConfig, path: Path | str) -> str:
         if value and Path(value).expanduser().resolve() == target:
             return f"{group}.{name}"
     empty = [n for n in names if not getattr(settings, n)]
+    named = [n for n in empty if n != "weights" and target.name.startswith(n.removesuffix("_weights"))]
+    if named:
+        return f"{group}.{named[0]}"
     return f"{group}.{(empty or names or ['weights'])[-1]}"
 
 

@@ -87,13 +87,6 @@ def save_saliency(path, model: SaliencyNet, meta: dict, half: bool = True):
 
 def load_saliency(path) -> tuple[SaliencyNet, dict]:
     """The network in `path` (eval mode, CPU, fp32) and its meta; ModelFileError names the file otherwise."""
-    from movseg_ros.model_files import ModelFileError, load_into, load_with_settings
+    from movseg_ros.model_files import load_rebuilt
 
-    settings, state, meta = load_with_settings(path, ARCH, "movseg train saliency")
-    try:
-        arch = SaliencyArch(**settings)
-    except (TypeError, ValueError) as e:
-        raise ModelFileError(path, f"bad architecture record: {e}") from None
-    model = SaliencyNet(arch)
-    load_into(model, state, path, ARCH)
-    return model.eval(), meta
+    return load_rebuilt(path, ARCH, "movseg train saliency", lambda settings: SaliencyNet(SaliencyArch(**settings)))

@@ -12,6 +12,7 @@ from movseg_ros.clip_buffer import ClipBuffer
 from movseg_ros.ego_motion import PRIOR_GATE, EgoMotion, rescale_homography
 from movseg_ros.flow import DISFlow, DISFlowConfig
 from movseg_ros.frame import Frame
+from movseg_ros.refine.features import EvidenceMaps
 from movseg_ros.rotation_prior import rotation_homography
 from movseg_ros.segmenters.appearance_fusion import FusionSettings, fuse_saliency
 from movseg_ros.segmenters.base import (DEVICES, Detection, MotionContext, SegmenterResult, check_runtime_settings,
@@ -20,6 +21,7 @@ from movseg_ros.segmenters.base import (DEVICES, Detection, MotionContext, Segme
 
 FLOW_METHODS = ("dis", "raft")
 APPEARANCES = ("none", "saliency")
+REFINES = ("none", "learned")
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,8 @@ class GeometricConfig:
     saliency_reach: int = 3  # a moving salient segment gives extent only this close (work pixels) to motion; 0 = all of it
     saliency_static: bool = True  # salient segments without motion may continue stopped tracks (static branch)
     static_camera: bool = False  # a fixed camera: skip ego-motion (its motion is taken as none)
+    refine: str = "none"  # none | learned (a small network trained on DAVIS-2016 train corrects the fused map)
+    refine_weights: str = ""  # refinement network file; "" = the shipped models/refine_geometric.pt
 
     def __post_init__(self) -> None:
         if not 64 <= self.work_width <= 1920:
@@ -80,6 +84,8 @@ class GeometricConfig:
             value = getattr(self, name)
             if not low <= value <= high:
                 raise ValueError(f"geometric.{name} must be in [{low}, {high}], got {value}")
+        if self.refine not in REFINES:
+            raise ValueError(f"geometric.refine '{self.refine}' is not one of {', '.join(REFINES)}")
         if self.appearance not in APPEARANCES:
             raise ValueError(f"geometric.appearance '{self.appearance}' is not one of {', '.join(APPEARANCES)}")
         for name, low, high in (("saliency_threshold", 0.01, 0.99), ("saliency_touch", 0.0, 1.0),
@@ -125,8 +131,10 @@ class GeometricSegmenter:
         self.saliency = None  # ScheduledSaliency when appearance is saliency
         if config.appearance == "saliency":
             self.saliency = make_scheduled_saliency(config)
+        self.refiner = make_refiner(config) if config.refine == "learned" else None
         self.clock: StageClock | None = None  # `movseg bench stages` sets one to time flow and ego-motion
         self.last_residual: np.ndarray | None = None  # latest flow minus ego flow (work size), for `movseg bench egomotion`
+        self.last_maps: EvidenceMaps | None = None  # latest frame's maps (the refinement's input; its training data)
         self.reset()
 
     def flush(self) -> list[SegmenterResult]:
@@ -139,6 +147,7 @@ class GeometricSegmenter:
         self._prob: np.ndarray | None = None
         self._hist: tuple[np.ndarray, np.ndarray] | None = None
         self.last_residual = None
+        self.last_maps = None
         if self.saliency is not None:
             self.saliency.reset()
 
@@ -153,6 +162,7 @@ class GeometricSegmenter:
         if prev is None or len(buffer) < 2:
             self._prob = None
             self.last_residual = None
+            self.last_maps = None
             if self.saliency is not None:
                 self.saliency.reset()
                 self.saliency.step(small_rgb, None)
@@ -169,16 +179,20 @@ class GeometricSegmenter:
         with timed(self.clock, "ego_motion"):
             ego = self._ego_motion(flow, known, prior)
         residual = self.last_residual = flow - ego.flow
-        evidence = self._evidence(residual, known, prior is not None)
+        evidence, motion_z = self._evidence(residual, known, prior is not None)
+        fb_fail = np.zeros((h, w), bool)
         if self.config.fb_check > 0:
             with timed(self.clock, "flow"):
                 back = self._flow(prev, grey, prev_rgb, small_rgb)  # previous -> current
-            evidence[~self._consistent(flow, cv2.remap(back, map_x, map_y, cv2.INTER_LINEAR))] = 0.0
+            fb_fail = ~self._consistent(flow, cv2.remap(back, map_x, map_y, cv2.INTER_LINEAR))
+            evidence[fb_fail] = 0.0
         prob = evidence if carried is None else (1 - self.config.memory) * evidence + self.config.memory * carried
         self._prob = prob
         if self.config.colour_weight > 0:
             prob = self._colour_fuse(small_rgb, prob)
+        colour = prob
         static: list[Detection] = []
+        salient = None
         if self.saliency is not None:
             with timed(self.clock, "saliency"):
                 salient = self.saliency.step(small_rgb, (map_x, map_y))
@@ -188,6 +202,13 @@ class GeometricSegmenter:
                 if self.config.saliency_static:
                     static = [Detection(_upsample(m, (0, 0), (h, w), (h0, w0)), score, moving=False)
                               for m, score in zip(fused.static_segments, fused.static_scores)]
+        zeros = np.zeros((h, w), np.float32)
+        self.last_maps = EvidenceMaps(evidence, motion_z, fb_fail.astype(np.float32),
+                                      zeros if carried is None else carried, colour,
+                                      zeros if salient is None else salient, prob, small_rgb)
+        if self.refiner is not None:
+            with timed(self.clock, "refine"):
+                prob = self.refiner(self.last_maps)
         if self.config.refine_radius > 0:
             guide = grey.astype(np.float32) / 255.0
             prob = cv2.ximgproc.guidedFilter(guide, prob, self.config.refine_radius, self.config.refine_eps)
@@ -214,8 +235,10 @@ class GeometricSegmenter:
             return self.raft(rgb_a, rgb_b)
         return self.flow.flow_grey(grey_a, grey_b)
 
-    def _evidence(self, residual: np.ndarray, known: np.ndarray | None, prior: bool = False) -> np.ndarray:
-        """Motion evidence in [0, 1]: residual flow in units of its robust spread, over k.
+    def _evidence(self, residual: np.ndarray, known: np.ndarray | None, prior: bool = False
+                  ) -> tuple[np.ndarray, np.ndarray]:
+        """(motion evidence in [0, 1], residual in robust sigmas): the residual flow in units of its robust
+        spread, and that over k as evidence.
 
         The spread is measured away from last frame's objects, so a large object does not
         inflate it and hide itself; with a rotation `prior`, also away from pixels the ego-motion
@@ -228,7 +251,8 @@ class GeometricSegmenter:
         scene = mag[~known] if known is not None and (~known).mean() >= 0.3 else mag
         sigma = 1.4826 * float(np.median(scene)) + 0.1
         k = self.config.residual_k
-        return np.clip((mag / sigma - k) / k, 0.0, 1.0).astype(np.float32)
+        z = mag / sigma
+        return np.clip((z - k) / k, 0.0, 1.0).astype(np.float32), z
 
     def _consistent(self, flow: np.ndarray, back_there: np.ndarray) -> np.ndarray:
         """Pixels whose flow, followed there and back, returns home (not occluded, not smeared).
@@ -285,6 +309,23 @@ def make_scheduled_saliency(config: GeometricConfig):
     except ModelFileError as e:  # still a ModelFileError, so the node can name the parameter from its path
         raise ModelFileError(e.path, f"{e.problem} (the file of geometric.saliency_weights)") from None
     return ScheduledSaliency(predictor, config.saliency_every)
+
+
+def make_refiner(config: GeometricConfig):
+    """The refinement network of `config`; errors name geometric.refine_weights."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise RuntimeError("geometric.refine 'learned' needs torch (pip install 'movseg_ros[ml]'); "
+                           "or set geometric.refine: none") from None
+    from movseg_ros.model_files import ModelFileError
+    from movseg_ros.paths import weights_file
+    from movseg_ros.refine.predictor import SHIPPED, MaskRefiner
+
+    try:
+        return MaskRefiner(weights_file(config.refine_weights, SHIPPED))
+    except ModelFileError as e:
+        raise ModelFileError(e.path, f"{e.problem} (the file of geometric.refine_weights)") from None
 
 
 def _rotation_prior(frame: Frame, shape: tuple[int, int]) -> np.ndarray | None:

@@ -8,4 +8,5 @@ STAGES = {
     "joint": "movseg_ros.training.joint",
     "stemseg": "movseg_ros.training.stemseg",
     "saliency": "movseg_ros.training.saliency",
+    "refine": "movseg_ros.training.refine",
 }

@@ -1,0 +1,162 @@
+"""The geometric pipeline's learned refinement: its input maps, the network and its file, its place in the
+segmenter, and its training stage on a tiny DAVIS-layout set made from the built-in scene."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from movseg_ros.cli import main
+from movseg_ros.frame import Frame
+from movseg_ros.model_files import ModelFileError
+from movseg_ros.pipeline import Pipeline, PipelineConfig
+from movseg_ros.refine.features import FEATURES, EvidenceMaps, stack_features
+from movseg_ros.refine.network import RefineArch, build_refine, load_refine, save_refine
+from movseg_ros.scene import SceneConfig, make_scene
+from movseg_ros.segmenters.geometric import GeometricConfig
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+CONFIG = Path(__file__).resolve().parent.parent / "config"
+SCENE = SceneConfig(width=160, height=120, frames=12)
+
+
+def _maps(h: int = 40, w: int = 64) -> EvidenceMaps:
+    rng = np.random.default_rng(0)
+    planes = [rng.random((h, w)).astype(np.float32) for _ in range(7)]
+    return EvidenceMaps(*planes, rgb=rng.integers(0, 255, (h, w, 3), np.uint8))
+
+
+def test_features_are_the_maps_in_order_at_the_network_scale() -> None:
+    maps = _maps()
+    x = stack_features(maps, 0.25)
+    assert x.shape == (len(FEATURES), 10, 16)
+    fused = cv2.resize(maps.fused, (16, 10), interpolation=cv2.INTER_AREA)
+    assert np.allclose(x[FEATURES.index("fused")], fused)
+    assert np.allclose(x[FEATURES.index("blue")], cv2.resize(maps.rgb[..., 2].astype(np.float32) / 255, (16, 10),
+                                                             interpolation=cv2.INTER_AREA))
+
+
+def test_network_starts_near_the_fusion_and_its_file_round_trips(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    net = build_refine(RefineArch(width=8)).eval()
+    maps = _maps()
+    x = torch.from_numpy(stack_features(maps, 0.25))[None]
+    fused = torch.from_numpy(maps.fused)[None, None]
+    out = net(x, fused)
+    assert out.shape == (1, 1, 40, 64)
+    assert ((torch.sigmoid(out) > 0.5) == (fused > 0.5)).float().mean() > 0.9  # an untrained net keeps the fusion
+    save_refine(tmp_path / "r.pt", net, {"note": "test"}, half=False)
+    back, meta = load_refine(tmp_path / "r.pt")
+    assert meta["note"] == "test" and back.arch.width == 8
+    assert torch.allclose(back(x, fused), out)
+    (tmp_path / "cut.pt").write_bytes((tmp_path / "r.pt").read_bytes()[:2000])
+    with pytest.raises(ModelFileError, match="corrupt or truncated") as e:
+        load_refine(tmp_path / "cut.pt")
+    assert str(tmp_path / "cut.pt") in str(e.value)
+
+
+def _run(refine_weights: str | None) -> list:
+    scene = make_scene(SCENE)
+    geo = dict(appearance="none", refine="learned" if refine_weights else "none", refine_weights=refine_weights or "")
+    pipeline = Pipeline(PipelineConfig(geometric=GeometricConfig(**geo)))
+    outs = [pipeline.process(Frame(img, i * 33_333_333, "scene", i))[0] for i, img in enumerate(scene.frames)]
+    return outs, pipeline
+
+
+def _net_with(tmp_path: Path, name: str, bias: float) -> str:
+    net = build_refine(RefineArch(width=4))
+    with torch.no_grad():
+        net.head.weight.zero_()
+        net.head.bias.fill_(bias)
+    return str(save_refine(tmp_path / name, net, {}))
+
+
+def test_the_refinement_decides_the_masks_and_a_neutral_one_changes_nothing(tmp_path: Path) -> None:
+    plain, pipeline = _run(None)
+    maps = pipeline.segmenter.last_maps
+    assert maps is not None and maps.shape == (120, 160) and maps.rgb.shape == (120, 160, 3)
+    assert sum(len(o.tracks) for o in plain) > 0
+    neutral, _ = _run(_net_with(tmp_path, "zero.pt", 0.0))
+    assert [[t.id for t in o.tracks] for o in neutral] == [[t.id for t in o.tracks] for o in plain]
+    # the same masks but for the odd edge pixel (the fusion's 0 and 1 come back as 0.001 and 0.999)
+    assert min(np.mean(a.label_map == b.label_map) for a, b in zip(neutral, plain)) > 0.999
+    vetoed, _ = _run(_net_with(tmp_path, "veto.pt", -30.0))
+    assert sum(len(o.tracks) for o in vetoed) == 0
+
+
+def test_bad_refine_settings_and_a_missing_file_are_named(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="geometric.refine 'crf'"):
+        GeometricConfig(refine="crf")
+    missing = tmp_path / "nope.pt"
+    with pytest.raises(ValueError, match="geometric.refine_weights") as e:
+        Pipeline(PipelineConfig(geometric=GeometricConfig(appearance="none", refine="learned",
+                                                          refine_weights=str(missing))))
+    assert str(missing) in str(e.value) and "no such file" in str(e.value)
+
+
+def _scene_davis(root: Path) -> Path:
+    """The built-in scene as two DAVIS-layout sequences of 6 frames, the mover and the stopper as objects."""
+    scene = make_scene(SCENE)
+    for s, name in enumerate(("a", "b")):
+        (root / name / "JPEGImages").mkdir(parents=True)
+        (root / name / "Annotations").mkdir(parents=True)
+        for j in range(6):
+            t = 6 * s + j
+            cv2.imwrite(str(root / name / "JPEGImages" / f"{j:05d}.jpg"), cv2.cvtColor(scene.frames[t], cv2.COLOR_RGB2BGR))
+            mask = np.isin(scene.ids[t], [scene.roles["mover"], scene.roles["stopper"]]).astype(np.uint8) * 255
+            cv2.imwrite(str(root / name / "Annotations" / f"{j:05d}.png"), mask)
+    return root
+
+
+@pytest.mark.timeout(180)
+def test_training_records_maps_once_runs_and_resumes(tmp_path: Path) -> None:
+    data = _scene_davis(tmp_path / "davis")
+    (tmp_path / "pipe.yaml").write_text("geometric:\n  appearance: none\n")
+    cache = tmp_path / "cache"
+    base = ["train", "refine", "--config", str(CONFIG / "train_refine_tiny.yaml"), "--set", f"data_root={data}",
+            "--set", "held_aside=[b]", "--set", f"cache_dir={cache}", "--set", f"pipeline_config={tmp_path / 'pipe.yaml'}"]
+    out = tmp_path / "run"
+    assert main(base + ["--out-dir", str(out), "--set", "stop_after=2"]) == 0
+    recorded = sorted(cache.glob("*/*.npz"))
+    assert [p.name for p in recorded] == ["a.npz", "b.npz"]
+    stamps = [p.stat().st_mtime_ns for p in recorded]
+    assert main(base + ["--out-dir", str(out), "--resume", "--json", str(tmp_path / "s.json")]) == 0
+    assert [p.stat().st_mtime_ns for p in recorded] == stamps  # read back, not recorded again
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert summary["step"] == 3 and summary["val_iou"] is not None and summary["val_iou_fused"] > 0.2
+    steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines() if '"loss"' in line]
+    assert steps == [1, 2, 3]
+    _, meta = load_refine(out / "refine_geometric.pt")
+    assert meta["data"]["sequences"] == ["a"] and meta["data"]["frames"] == 5 and meta["data"]["held_aside"] == ["b"]
+    assert "CC BY-NC 4.0" in meta["licence"]
+    (recorded[0]).write_bytes(b"not a cache")
+    assert main(base + ["--out-dir", str(tmp_path / "run2")]) == 2
+
+
+def test_a_held_aside_sequence_the_data_lacks_is_named(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    data = _scene_davis(tmp_path / "davis")
+    assert main(["train", "refine", "--config", str(CONFIG / "train_refine_tiny.yaml"), "--set", f"data_root={data}",
+                 "--set", "held_aside=[zebra]", "--out-dir", str(tmp_path / "run")]) == 2
+    assert "zebra" in capsys.readouterr().err
+
+
+def test_the_shipped_file_records_its_data_and_licence_and_runs_in_the_default_pipeline() -> None:
+    from movseg_ros.config_io import load_pipeline_config
+    from movseg_ros.paths import share_dir
+    from movseg_ros.training.saliency import HELD_ASIDE
+
+    _, meta = load_refine(share_dir() / "models" / "refine_geometric.pt")
+    assert meta["command"].startswith("movseg train refine") and "CC BY-NC 4.0" in meta["licence"]
+    assert meta["data"]["held_aside"] == list(HELD_ASIDE)
+    assert not set(meta["data"]["sequences"]) & set(HELD_ASIDE) and len(meta["data"]["sequences"]) == 24
+    config = load_pipeline_config(CONFIG / "geometric_refine.yaml")
+    assert config.geometric.refine == "learned" and config.geometric.refine_weights == ""
+    pipeline = Pipeline(config)
+    outs = [pipeline.process(Frame(img, i * 33_333_333, "scene", i))[0]
+            for i, img in enumerate(make_scene(SCENE).frames)]
+    assert pipeline.segmenter.refiner is not None and sum(len(o.tracks) for o in outs) > 0
