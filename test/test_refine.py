@@ -54,6 +54,11 @@ def test_network_starts_near_the_fusion_and_its_file_round_trips(tmp_path: Path)
     back, meta = load_refine(tmp_path / "r.pt")
     assert meta["note"] == "test" and back.arch.width == 8
     assert torch.allclose(back(x, fused), out)
+    blind = build_refine(RefineArch(width=8, rgb=False)).eval()  # the maps only: colours change nothing
+    recoloured = x.clone()
+    recoloured[:, FEATURES.index("red"):] = torch.rand_like(recoloured[:, FEATURES.index("red"):])
+    assert blind.stem[0].in_channels == len(FEATURES) - 3 and torch.equal(blind(x, fused), blind(recoloured, fused))
+    assert not torch.equal(net(x, fused), net(recoloured, fused))
     (tmp_path / "cut.pt").write_bytes((tmp_path / "r.pt").read_bytes()[:2000])
     with pytest.raises(ModelFileError, match="corrupt or truncated") as e:
         load_refine(tmp_path / "cut.pt")
