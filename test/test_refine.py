@@ -153,7 +153,7 @@ def test_a_held_aside_sequence_the_data_lacks_is_named(tmp_path: Path, capsys: p
 def test_the_shipped_file_records_its_data_and_licence_and_runs_in_the_default_pipeline() -> None:
     from movseg_ros.config_io import load_pipeline_config
     from movseg_ros.paths import share_dir
-    from movseg_ros.training.saliency import HELD_ASIDE
+    from movseg_ros.tuning.data import HELD_ASIDE
 
     _, meta = load_refine(share_dir() / "models" / "refine_geometric.pt")
     assert meta["command"].startswith("movseg train refine") and "CC BY-NC 4.0" in meta["licence"]

@@ -195,7 +195,7 @@ def test_shipped_weights_find_the_moving_object_on_davis_sequences_they_never_sa
     moving object (det mAP@0.5 measured 0.42), the appearance model, which cannot tell moving from static,
     clearly less (0.17). (The motion model, 0.37, is only loaded here: scoring it too cost 35 s a run.)"""
     from movseg_ros.paths import share_dir
-    from movseg_ros.training.saliency import HELD_ASIDE
+    from movseg_ros.tuning.data import HELD_ASIDE
     from movseg_ros.tuning.data import default_train_root
     from movseg_ros.two_stream.davis_data import DavisDetectionData
     from movseg_ros.two_stream.evaluate import detection_map

@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
 def _teach(args: argparse.Namespace) -> int:
     from movseg_ros.saliency.data import davis_frames
     from movseg_ros.saliency.u2netp import U2NetP
-    from movseg_ros.training.saliency import HELD_ASIDE
+    from movseg_ros.tuning.data import HELD_ASIDE
 
     if args.step < 1:
         raise ValueError(f"--step must be >= 1, got {args.step}")

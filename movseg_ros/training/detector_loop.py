@@ -15,7 +15,7 @@ from torch.utils.data import Dataset, Subset
 from movseg_ros.synth.config import PRESETS, SynthConfig, preset
 from movseg_ros.training.common import TrainConfigError, check_seed_ranges
 from movseg_ros.training.loop import LoopConfig, StagePlan, train_stage
-from movseg_ros.training.saliency import HELD_ASIDE
+from movseg_ros.tuning.data import HELD_ASIDE
 from movseg_ros.two_stream.arch import ArchError, DetectorArch
 from movseg_ros.two_stream.backbones import INITS, check_imagenet_arch, init_backbone
 from movseg_ros.two_stream.data import collate

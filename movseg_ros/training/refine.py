@@ -18,7 +18,7 @@ from torch import nn
 from tqdm import tqdm
 
 from movseg_ros.training.loop import LoopConfig, StagePlan, train_stage
-from movseg_ros.training.saliency import HELD_ASIDE
+from movseg_ros.tuning.data import HELD_ASIDE
 
 TERMS = ("bce", "soft_iou")
 

@@ -17,9 +17,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from movseg_ros.training.loop import LoopConfig, StagePlan, train_stage
+from movseg_ros.tuning.data import HELD_ASIDE
 
 TERMS = ("mask_bce", "mask_dice", "teacher_bce")
-HELD_ASIDE = ("bmx-bumps", "drift-turn", "hockey", "horsejump-low", "soccerball", "swing")  # also movseg tune's
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ Frames are resized to the work width and the flow image is computed as the two-s
 inference: DIS (same preset, scale 1) from frame t back to frame t-1, negated (the motion at frame t's
 pixels). So every frame with a previous frame is an item. Item i is a pure function of (seed, i): flip,
 scale, crop and colour jitter. Instances are the mask's components, near ones grouped. Items match
-SynthDetectionData's; sequences to hold aside (training.saliency.HELD_ASIDE) go in `exclude`.
+SynthDetectionData's; sequences to hold aside (tuning.data.HELD_ASIDE) go in `exclude`.
 """
 
 from __future__ import annotations
