@@ -135,6 +135,7 @@ class GeometricSegmenter:
         self.clock: StageClock | None = None  # `movseg bench stages` sets one to time flow and ego-motion
         self.last_residual: np.ndarray | None = None  # latest flow minus ego flow (work size), for `movseg bench egomotion`
         self.last_maps: EvidenceMaps | None = None  # latest frame's maps (the refinement's input; its training data)
+        self._grid: tuple[np.ndarray, np.ndarray] | None = None  # (x, y) of every work pixel, for the current size
         self.reset()
 
     def flush(self) -> list[SegmenterResult]:
@@ -169,7 +170,7 @@ class GeometricSegmenter:
             return [SegmenterResult(frame)]
         with timed(self.clock, "flow"):
             flow = self._flow(grey, prev, small_rgb, prev_rgb)  # current -> previous: where each pixel came from
-        gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
+        gx, gy = self._pixel_grid(h, w)
         map_x, map_y = gx + flow[..., 0], gy + flow[..., 1]  # each pixel's place in the previous frame
         carried = None  # last frame's probability map, moved along the flow to this frame
         if self._prob is not None:
@@ -215,6 +216,13 @@ class GeometricSegmenter:
         dets = _instances(prob, residual, (h0, w0), self.config) + static
         to_current = rescale_homography(np.linalg.inv(ego.homography), (h, w), (h0, w0))
         return [SegmenterResult(frame, dets, MotionContext(buffer[-2].image, frame.image, to_current))]
+
+    def _pixel_grid(self, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+        """Each work pixel's x and y (float32), made once per work size rather than every frame."""
+        if self._grid is None or self._grid[0].shape != (h, w):
+            gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
+            self._grid = (gx, gy)
+        return self._grid
 
     def _ego_motion(self, flow: np.ndarray, known: np.ndarray | None, prior: np.ndarray | None) -> EgoMotion:
         """The camera's motion in the flow: none for a static camera, else fitted to the flow, starting from
