@@ -292,11 +292,11 @@ class GeometricSegmenter:
             fg = m * self._hist[0] + (1 - m) * fg
             bg = m * self._hist[1] + (1 - m) * bg
         self._hist = (fg, bg)
-        lf, lb = fg[q].reshape(prob.shape), bg[q].reshape(prob.shape)
-        colour = (lf + 1e-4) / (lf + lb + 2e-4)
+        # the colour term of each of the 4096 bins, then one lookup a pixel (rather than the sums a pixel)
+        colour = self.config.colour_weight * _logit((fg + 1e-4) / (fg + bg + 2e-4))
         reach = 2 * self.config.colour_reach + 1
         near = cv2.dilate((prob > 0.5).astype(np.uint8), np.ones((reach, reach), np.uint8)) > 0
-        fused = _sigmoid(_logit(prob) + self.config.colour_weight * _logit(colour))
+        fused = _sigmoid(_logit(prob) + colour[q].reshape(prob.shape))
         return np.where(near, fused, np.minimum(prob, fused)).astype(np.float32)
 
 
