@@ -73,8 +73,9 @@ def fingerprint(config: PipelineConfig, scale: float) -> str:
     from movseg_ros.paths import weights_file
     from movseg_ros.saliency.predictor import SHIPPED
 
-    geo = recording_config(config).geometric
-    record: dict[str, Any] = {"geometric": recording_config(config).to_dict()["geometric"], "scale": scale}
+    recording = recording_config(config)
+    geo = recording.geometric
+    record: dict[str, Any] = {"geometric": recording.to_dict()["geometric"], "scale": scale}
     if geo.appearance == "saliency":
         stat = weights_file(geo.saliency_weights, SHIPPED).stat()
         record["saliency_file"] = [stat.st_size, int(stat.st_mtime)]

@@ -17,7 +17,7 @@ class EvidenceMaps:
 
     evidence: np.ndarray  # motion evidence after the forward-backward check
     motion_z: np.ndarray  # residual flow in robust sigmas, any value >= 0
-    fb_fail: np.ndarray  # 1 where the forward-backward check failed
+    fb_fail: np.ndarray  # bool (or 0/1): where the forward-backward check failed
     carried: np.ndarray  # last frame's probability moved along the flow (0 on a stream's second frame)
     colour: np.ndarray  # the probability after the colour model
     salient: np.ndarray  # the saliency map (0 without the appearance prior or before its first map)

@@ -204,7 +204,7 @@ class GeometricSegmenter:
                     static = [Detection(_upsample(m, (0, 0), (h, w), (h0, w0)), score, moving=False)
                               for m, score in zip(fused.static_segments, fused.static_scores)]
         zeros = np.zeros((h, w), np.float32)
-        self.last_maps = EvidenceMaps(evidence, motion_z, fb_fail.astype(np.float32),
+        self.last_maps = EvidenceMaps(evidence, motion_z, fb_fail,
                                       zeros if carried is None else carried, colour,
                                       zeros if salient is None else salient, prob, small_rgb)
         if self.refiner is not None:
