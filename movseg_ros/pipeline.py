@@ -19,11 +19,12 @@ from movseg_ros.segmenters.base import Segmenter, SegmenterResult
 from movseg_ros.segmenters.geometric import GeometricConfig, GeometricSegmenter
 from movseg_ros.segmenters.stem_seg import StemSegConfig
 from movseg_ros.segmenters.two_stream import TwoStreamConfig
+from movseg_ros.segmenters.visual_memory import VisualMemoryConfig
 from movseg_ros.identity_tracker import IdentityTracker
 from movseg_ros.stream_gaps import GapDetector, StreamGap, check_gap_factor
 from movseg_ros.tracker import Tracker, TrackerConfig, track_offline
 
-PIPELINES = ("geometric", "two_stream", "stem_seg")
+PIPELINES = ("geometric", "two_stream", "stem_seg", "visual_memory")
 MIN_WORK_SIDE = 16  # below this many pixels a side (at the work size) DIS flow and RANSAC fail
 
 
@@ -42,6 +43,7 @@ class PipelineConfig:
     geometric: GeometricConfig = field(default_factory=GeometricConfig)
     two_stream: TwoStreamConfig = field(default_factory=TwoStreamConfig)
     stem_seg: StemSegConfig = field(default_factory=StemSegConfig)
+    visual_memory: VisualMemoryConfig = field(default_factory=VisualMemoryConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
 
     def __post_init__(self) -> None:
@@ -57,14 +59,15 @@ class PipelineConfig:
     def tracker_config(self) -> TrackerConfig:
         """The tracker's settings with the running pipeline's own alpha thresholds where it sets them (a
         learned detector's scores mean something else than the geometric pipeline's)."""
-        own = {name: getattr(self.two_stream, name) for name in ("alpha_low", "alpha_high")
-               if self.pipeline == "two_stream" and getattr(self.two_stream, name) >= 0}
+        section = {"two_stream": self.two_stream, "visual_memory": self.visual_memory}.get(self.pipeline)
+        own = {name: getattr(section, name) for name in ("alpha_low", "alpha_high")
+               if section is not None and getattr(section, name) >= 0}
         if not own:
             return self.tracker
         try:
             return dataclasses.replace(self.tracker, **own)
         except ValueError as e:
-            raise ValueError(f"two_stream.alpha_low/alpha_high with the tracker's: {e}") from None
+            raise ValueError(f"{self.pipeline}.alpha_low/alpha_high with the tracker's: {e}") from None
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "PipelineConfig":
@@ -104,7 +107,7 @@ def _typed(value: Any, default: Any, name: str) -> Any:
 def work_width(config: PipelineConfig) -> int:
     """The width the configured segmenter works at (frames are shrunk to it, never enlarged)."""
     return {"geometric": config.geometric.work_width, "two_stream": config.two_stream.work_width,
-            "stem_seg": config.stem_seg.work_width}[config.pipeline]
+            "stem_seg": config.stem_seg.work_width, "visual_memory": config.visual_memory.work_width}[config.pipeline]
 
 
 def size_problem(height: int, width: int, config: PipelineConfig) -> str | None:
@@ -131,6 +134,10 @@ def make_segmenter(config: PipelineConfig) -> Segmenter:
         from movseg_ros.segmenters.stem_seg import StemSegSegmenter  # torch only when asked for
 
         return StemSegSegmenter(config.stem_seg)
+    if config.pipeline == "visual_memory":
+        from movseg_ros.segmenters.visual_memory import VisualMemorySegmenter  # torch only when asked for
+
+        return VisualMemorySegmenter(config.visual_memory)
     raise ValueError(f"pipeline '{config.pipeline}' is not available")
 
 
@@ -221,6 +228,16 @@ class Pipeline:
         frames = list(frames)
         if not frames:
             return []
+        both_ways = getattr(self.segmenter, "segment_offline", None)
+        if both_ways is not None:  # a segmenter that reads the whole sequence both ways itself (visual_memory)
+            self.reset()
+            for f in frames:
+                problem = size_problem(*f.size, self.config)
+                if problem is not None:
+                    raise FrameSizeError(f"frame {f.index}: {problem}")
+            results = both_ways(frames)
+            self.reset()
+            return track_offline(results, self.config.tracker_config())
         forward = [r for f in frames for r in self.segment(f)] + self.segmenter.flush()
         self.reset()
         span = frames[0].stamp_ns + frames[-1].stamp_ns  # mirrored stamps still increase

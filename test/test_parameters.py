@@ -128,6 +128,8 @@ def test_unknown_names_are_reported(rclpy_session) -> None:
     ({}, "/share/models/saliency_mobilenet_v2.pt", "geometric.saliency_weights"),
     ({"geometric": {"refine": "learned"}}, "/share/models/refine_geometric.pt", "geometric.refine_weights"),
     ({"geometric": {"flow_method": "raft", "flow_weights": "/tmp/raft.pt"}}, "/tmp/raft.pt", "geometric.flow_weights"),
+    ({"pipeline": "visual_memory"}, "/share/models/visual_memory.pt", "visual_memory.weights"),
+    ({"pipeline": "visual_memory"}, "/share/models/mpnet.pt", "visual_memory.mpnet_weights"),
 ])
 def test_a_weights_file_error_names_the_parameter_that_chose_the_file(config, path, name) -> None:
     assert weights_parameter(PipelineConfig.from_dict(config), path) == name

@@ -4,6 +4,8 @@
               on the held-out synthetic split, and DAVIS J of pipeline two_stream vs geometric
   stemseg     seed 004's near-online stem_seg next to geometric (and two_stream): instance J&F, binary J and
               id switches on held-out synthetic streams, DAVIS J, and frames/s with latency
+  visual-memory  seed 003's MP-Net alone, memory online and memory offline: DAVIS J and F next to the other
+              pipelines, and frames/s at 640x480
 """
 
 from __future__ import annotations
@@ -120,6 +122,38 @@ def _run_stemseg(args: argparse.Namespace) -> int:
     return _write(report, format_table, plot_report, args)
 
 
+def _add_visual_memory(p: argparse.ArgumentParser) -> None:
+    from movseg_ros.reports.visual_memory import OTHERS
+
+    p.add_argument("--weights", type=Path, help="memory weights (default: the shipped models/visual_memory.pt)")
+    p.add_argument("--mpnet", type=Path, help="MP-Net weights (default: the shipped models/mpnet.pt)")
+    p.add_argument("--others", nargs="*", choices=OTHERS, default=["geometric", "two_stream"],
+                   help="other pipelines beside it, shipped weights (default: geometric two_stream)")
+    _add_davis(p)
+    p.add_argument("--width", type=int, default=640, help="speed part: frame width (default 640)")
+    p.add_argument("--height", type=int, default=480, help="speed part: frame height (default 480)")
+    p.add_argument("--speed-frames", type=int, default=30, help="speed part: frames in the timed stream (default 30)")
+    p.add_argument("--json", type=Path, help="write everything here as JSON")
+    p.add_argument("--plot", type=Path, help="PNG: DAVIS J and F and frames/s per pipeline and mode")
+
+
+def _run_visual_memory(args: argparse.Namespace) -> int:
+    from movseg_ros.reports.visual_memory import VisualMemoryReportSettings, format_table, plot_report, visual_memory_report
+
+    try:
+        settings = VisualMemoryReportSettings(
+            weights=args.weights, mpnet=args.mpnet, others=tuple(args.others),
+            davis=None if args.no_davis else (args.davis or default_root()), sequences=tuple(args.sequences or ()),
+            max_frames=args.max_frames, width=args.width, height=args.height, speed_frames=args.speed_frames,
+            command=_command_line(args, ["visual-memory"], ("weights", "mpnet", "davis", "max_frames", "width", "height",
+                                                           "speed_frames", "json", "plot")))
+        report = visual_memory_report(settings)
+    except (ValueError, FileNotFoundError) as e:  # ModelFileError, DatasetError, ... are ValueErrors
+        print(f"movseg report: error: {e}", file=sys.stderr)
+        return 2
+    return _write(report, format_table, plot_report, args)
+
+
 def _write(report: Any, format_table: Callable, plot_report: Callable, args: argparse.Namespace) -> int:
     """The table on stdout, then the figure and the JSON where asked for."""
     print(format_table(report))
@@ -154,4 +188,6 @@ REPORTS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callabl
     "stemseg": ("Seed 004's near-online stem_seg next to geometric (and two_stream with --joint): instance J&F, "
                 "binary J and id switches on held-out synthetic streams, DAVIS J, frames/s and latency.",
                 _add_stemseg, _run_stemseg),
+    "visual-memory": ("Seed 003's MP-Net alone, memory online and memory offline: DAVIS J and F next to the other "
+                      "pipelines, and frames/s at 640x480.", _add_visual_memory, _run_visual_memory),
 }

@@ -252,7 +252,7 @@ def weights_parameter(config: PipelineConfig, path: Path | str) -> str:
 
     A field naming that file wins; otherwise the shipped default was loaded, and the field left
     empty is the one at fault: the empty one whose prefix the shipped file's name starts with
-    (saliency_weights for saliency_mobilenet_v2.pt), else the last empty one.
+    (saliency_weights for saliency_mobilenet_v2.pt), else an empty `weights`, else the last empty one.
     """
     group = config.pipeline
     settings = getattr(config, group)
@@ -266,6 +266,8 @@ def weights_parameter(config: PipelineConfig, path: Path | str) -> str:
     named = [n for n in empty if n != "weights" and target.name.startswith(n.removesuffix("_weights"))]
     if named:
         return f"{group}.{named[0]}"
+    if "weights" in empty:  # the pipeline's own network (visual_memory.weights beside mpnet_weights)
+        return f"{group}.weights"
     return f"{group}.{(empty or names or ['weights'])[-1]}"
 
 

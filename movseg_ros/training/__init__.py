@@ -9,4 +9,6 @@ STAGES = {
     "stemseg": "movseg_ros.training.stemseg",
     "saliency": "movseg_ros.training.saliency",
     "refine": "movseg_ros.training.refine",
+    "mpnet": "movseg_ros.training.mpnet",
+    "visual_memory": "movseg_ros.training.visual_memory",
 }

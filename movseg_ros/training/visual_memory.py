@@ -1,0 +1,189 @@
+"""`movseg train visual_memory`: seed 003's ConvGRU memory on DAVIS-2016 train, by BPTT on runs of frames.
+
+The appearance encoder (ImageNet MobileNetV2) stays frozen and MP-Net (`movseg train mpnet`) is fixed, so
+every frame's inputs are cached once; the appearance reduction, the GRU and both heads train on runs
+with stop-and-go augmentation. The held-aside sequences are never trained on: their online and offline
+J over whole sequences is the held-out score.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from movseg_ros.training.loop import LoopConfig, StagePlan, train_stage
+from movseg_ros.tuning.data import HELD_ASIDE
+
+TERMS = ("online_bce", "offline_bce")
+
+
+@dataclass(frozen=True)
+class MemoryTrainConfig(LoopConfig):
+    """The loop's settings plus data, inputs, sizes and the stop-and-go augmentation."""
+
+    data_root: str = "../shared/data/davis2016-train"
+    held_aside: tuple[str, ...] = HELD_ASIDE  # sequences never trained on: the held-out score
+    mpnet: str = "models/mpnet.pt"  # the fixed motion stream whose maps the memory reads
+    flow_cache: str = "out/cache/davis_flow"  # DIS flow of the frames (shared with the two-stream stages)
+    cache_dir: str = "out/cache/visual_memory"  # recorded inputs, per sequence, under a fingerprint
+    work_width: int = 320
+    dis_preset: str = "medium"
+    appearance: int = 128
+    state: int = 64
+    kernel: int = 3
+    run_length: int = 8  # frames a run (BPTT length)
+    stop: float = 0.2  # share of runs where the object stops part-way
+    static_start: float = 0.2  # share of runs where the object is static at the start
+    mirror: float = 0.5
+    offline_weight: float = 1.0  # the bidirectional head's loss weight (0: online only)
+    optimizer: str = "adamw"
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup: int = 50
+    batch_size: int = 4
+    val_images: int = 6  # held-aside sequences scored whole
+    out_dir: str = "out/train/visual_memory"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        from movseg_ros.visual_memory.data import RunAugment
+        from movseg_ros.visual_memory.network import MemoryArch
+
+        need = self.need
+        need(64 <= self.work_width <= 1920, "work_width", f"must be in [64, 1920], got {self.work_width}")
+        need(2 <= self.run_length <= 64, "run_length", f"must be in [2, 64], got {self.run_length}")
+        need(self.offline_weight >= 0, "offline_weight", f"must be >= 0, got {self.offline_weight}")
+        try:
+            MemoryArch(self.appearance, self.state, self.kernel)
+            RunAugment(self.stop, self.static_start, self.mirror)
+        except ValueError as e:
+            need(False, "arch/augmentation", str(e))
+
+    def export_path(self) -> Path:
+        return Path(self.export) if self.export else Path(self.out_dir) / "visual_memory.pt"
+
+
+CONFIG = MemoryTrainConfig
+
+
+def _logits_at(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(B, T, 1, h, w) logits resized to `size`."""
+    b, t = logits.shape[:2]
+    return F.interpolate(logits.flatten(0, 1), size=size, mode="bilinear", align_corners=False).unflatten(0, (b, t))
+
+
+def run_inputs(net: nn.Module, batch: dict[str, Any], device: torch.device) -> torch.Tensor:
+    """The GRU inputs (B, T, C, h, w) of a batch of runs."""
+    s8, s16, motion = (batch[k].to(device) for k in ("s8", "s16", "motion"))
+    b, t = s8.shape[:2]
+    xs = net.inputs(s8.flatten(0, 1), s16.flatten(0, 1), motion.flatten(0, 1))
+    return xs.unflatten(0, (b, t))
+
+
+def _losses(config: MemoryTrainConfig):
+    def losses(net: nn.Module, batch: dict[str, Any], device: torch.device) -> dict[str, torch.Tensor]:
+        inner = net.module if hasattr(net, "module") else net
+        online, offline = inner.run(run_inputs(inner, batch, device), offline=config.offline_weight > 0)
+        size = (online.shape[-2] * 2, online.shape[-1] * 2)  # stride 4: the targets' area average
+        out = {}
+        for name, logits, key, weight in (("online_bce", online, "online_target", 1.0),
+                                          ("offline_bce", offline, "offline_target", config.offline_weight)):
+            if logits is None:
+                continue
+            target = batch[key].to(device)
+            target = F.interpolate(target.flatten(0, 1), size=size, mode="area").unflatten(0, target.shape[:2])
+            out[name] = weight * F.binary_cross_entropy_with_logits(_logits_at(logits, size), target)
+        return out
+
+    return losses
+
+
+def _j(pred: np.ndarray, truth: np.ndarray) -> float:
+    union = np.count_nonzero(pred | truth)
+    return 1.0 if union == 0 else np.count_nonzero(pred & truth) / union
+
+
+@torch.no_grad()
+def held_out_j(model: nn.Module, items: list[dict[str, Any]], device: torch.device) -> dict[str, Any]:
+    """Mean J over whole held-aside sequences, online and offline (p > 0.5 at the work size)."""
+    was = model.training
+    model.eval()
+    scores: dict[str, list[float]] = {"val_j_online": [], "val_j_offline": []}
+    for item in items:
+        online, offline = model.run(run_inputs(model, item, device), offline=True)
+        size = item["masks"].shape[-2:]
+        for key, logits in (("val_j_online", online), ("val_j_offline", offline)):
+            pred = (_logits_at(logits, size)[0, :, 0] > 0).cpu().numpy()
+            scores[key].append(float(np.mean([_j(p, m) for p, m in zip(pred, item["masks"])])))
+    model.train(was)
+    return {k: float(np.mean(v)) if v else None for k, v in scores.items()}
+
+
+def recorded_sequences(config: MemoryTrainConfig, names: list[str], encoder: nn.Module, progress: bool = True):
+    """Each sequence's cached inputs, recorded first (through the frozen `encoder` and MP-Net) where the caches
+    lack them. Appearance and motion are cached apart: a new MP-Net re-records only the motion maps."""
+    from movseg_ros.two_stream.davis_data import DavisDetectionData
+    from movseg_ros.visual_memory.data import (appearance_fingerprint, load_inputs, motion_fingerprint,
+                                               record_appearance, record_motion, save_arrays)
+    from movseg_ros.visual_memory.mpnet import MotionPredictor
+    from movseg_ros.visual_memory.predictor import AppearanceFeatures
+
+    root, cache = Path(config.data_root), Path(config.cache_dir)
+    app_dir = cache / "appearance" / appearance_fingerprint(config.work_width)
+    motion_dir = cache / "motion" / motion_fingerprint(Path(config.mpnet), config.work_width, config.dis_preset)
+    todo = [n for n in names if not (app_dir / f"{n}.npz").is_file()]
+    if todo:
+        features = AppearanceFeatures(encoder)
+        for name in tqdm(todo, desc="record appearance", disable=not progress):
+            save_arrays(app_dir / f"{name}.npz", record_appearance(root, name, features, config.work_width))
+    todo = [n for n in names if not (motion_dir / f"{n}.npz").is_file()]
+    if todo:
+        motion = MotionPredictor(config.mpnet)
+        for name in tqdm(todo, desc="record MP-Net maps", disable=not progress):
+            flows = DavisDetectionData(root, "motion", sequences=[name], work_width=config.work_width,
+                                       dis_preset=config.dis_preset, augment=False, cache_dir=config.flow_cache)
+            arrays = record_motion(root, name, motion, lambda k, rgb: flows.flow(k - 1, rgb), config.work_width)
+            save_arrays(motion_dir / f"{name}.npz", arrays)
+    return [load_inputs(app_dir / f"{n}.npz", motion_dir / f"{n}.npz", n) for n in names]
+
+
+def plan(config: MemoryTrainConfig) -> StagePlan:
+    from movseg_ros.pretrained import IMAGENET_MOBILENET_V2 as src
+    from movseg_ros.saliency.data import davis_frames
+    from movseg_ros.visual_memory.data import MemoryRuns, RunAugment, collate_runs, whole_sequence
+    from movseg_ros.visual_memory.network import MemoryArch, build_memory, save_memory
+
+    root = Path(config.data_root)
+    names = sorted({i.sequence for i in davis_frames(root, exclude=config.held_aside)})
+    held = sorted(config.held_aside)
+    model = build_memory(MemoryArch(config.appearance, config.state, config.kernel), init="imagenet")
+    sequences = recorded_sequences(config, names + held, model.encoder)  # after the model: the same initial weights
+    train_seqs, val_seqs = sequences[:len(names)], sequences[len(names):]
+    runs = MemoryRuns(train_seqs, config.run_length, config.iterations * config.batch_size, seed=config.seed,
+                      augment=RunAugment(config.stop, config.static_start, config.mirror))
+    val = [whole_sequence(s) for s in val_seqs]
+
+    def save(path: Path, net: nn.Module, meta: dict[str, Any]) -> Path:
+        return save_memory(path, net, meta)
+
+    meta = {"data": {"root": str(root), "sequences": names, "frames": sum(len(s) for s in train_seqs),
+                     "held_aside": held, "work_width": config.work_width, "dis_preset": config.dis_preset},
+            "mpnet": str(config.mpnet), "run_length": config.run_length,
+            "augment": {"stop": config.stop, "static_start": config.static_start, "mirror": config.mirror},
+            "init": "imagenet", "init_source": f"{src.distribution}=={src.version} ({src.licence}): {src.relative}",
+            "licence": "trained on DAVIS-2016 (CC BY-NC 4.0): non-commercial use"}
+    return StagePlan(stage="visual_memory", model=model, phases=[(0, runs)], collate=collate_runs,
+                     losses=_losses(config), save=save, export_path=config.export_path(), terms=TERMS,
+                     val=val, score=held_out_j, plot_keys=("loss", "online_bce", "offline_bce", "val_j_online", "val_j_offline"),
+                     frozen=[model.encoder], meta=meta)
+
+
+def train(config: MemoryTrainConfig, command: str = "") -> dict[str, Any]:
+    return train_stage(config, plan, command)

@@ -1,0 +1,199 @@
+"""Training data for the visual memory: cached per-frame inputs of DAVIS-layout sequences, served as runs.
+
+The appearance encoder is frozen and MP-Net is trained first, so each frame's encoder features and motion
+map (of the frame and of its mirror image) are computed once and cached per sequence, the two apart, each
+under a fingerprint of what made it (a new MP-Net re-records only the motion maps). A run is T consecutive frames of one sequence, a pure function of (seed, index), with
+seed 003's stop-and-go augmentation: the object stops (the frame holds, no motion, the mask held), or is
+static at the start (the online target is empty until it first moves; the offline one is its mask).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from movseg_ros.datasets.errors import DatasetError
+from movseg_ros.saliency.data import davis_frames, read_item
+from movseg_ros.segmenters.base import resize_to_width
+
+MotionMap = Callable[[np.ndarray], np.ndarray]  # motion at a frame's pixels (H, W, 2) -> probability (H/4, W/4)
+FeatureMaps = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]  # RGB (H, W, 3) -> stride 8 and 16 features
+CACHE_VERSION = 1
+
+
+@dataclass
+class SequenceInputs:
+    """One sequence's cached inputs; axis 1 of the feature arrays is (as recorded, mirrored)."""
+
+    name: str
+    s8: np.ndarray  # (N, 2, 32, h8, w8) float16
+    s16: np.ndarray  # (N, 2, 96, h16, w16) float16
+    motion: np.ndarray  # (N, 2, 1, h4, w4) float16; frame 0 (no previous frame) holds the still map
+    masks: np.ndarray  # (N, H, W) bool at the work size (as recorded)
+    still: np.ndarray  # (1, h4, w4) float16: MP-Net's map for no motion at all
+
+    def __len__(self) -> int:
+        return len(self.masks)
+
+
+def appearance_fingerprint(work_width: int) -> str:
+    """What made an appearance cache: the work width and the encoder (ImageNet MobileNetV2, frozen)."""
+    return hashlib.sha256(json.dumps([CACHE_VERSION, work_width, "imagenet"]).encode()).hexdigest()[:12]
+
+
+def motion_fingerprint(mpnet_file: Path, work_width: int, dis_preset: str) -> str:
+    """What made a motion cache: MP-Net's file bytes, the work width and the flow preset."""
+    digest = hashlib.sha256(Path(mpnet_file).read_bytes()).hexdigest()[:16]
+    return hashlib.sha256(json.dumps([CACHE_VERSION, digest, work_width, dis_preset]).encode()).hexdigest()[:12]
+
+
+def _frames(root: Path, name: str, work_width: int):
+    """(index, item, RGB at the work width, mask at the work width) for every frame of the sequence."""
+    for k, item in enumerate(davis_frames(root, [name])):
+        rgb, mask, _ = read_item(item)
+        small = resize_to_width(rgb, work_width)
+        h, w = small.shape[:2]
+        yield k, item, small, cv2.resize(mask.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
+
+
+def record_appearance(root: Path, name: str, features: FeatureMaps, work_width: int) -> dict[str, np.ndarray]:
+    """Every frame of sequence `name` (as recorded and mirrored) through the frozen encoder, with its mask."""
+    s8, s16, masks = [], [], []
+    for _, _, small, mask in _frames(root, name, work_width):
+        pairs = [features(np.ascontiguousarray(small[:, ::-1] if mirrored else small)) for mirrored in (False, True)]
+        s8.append(np.stack([p[0] for p in pairs]))
+        s16.append(np.stack([p[1] for p in pairs]))
+        masks.append(mask)
+    return {"s8": np.stack(s8).astype(np.float16), "s16": np.stack(s16).astype(np.float16), "masks": np.stack(masks)}
+
+
+def record_motion(root: Path, name: str, motion_map: MotionMap, flow_of: Callable[[int, np.ndarray], np.ndarray],
+                  work_width: int) -> dict[str, np.ndarray]:
+    """MP-Net's map of every frame of sequence `name`, as recorded and mirrored (frame 0: the still map).
+    `flow_of(k, rgb)` is the motion at frame k's pixels (k >= 1; `rgb` the frame at the work width)."""
+    motion, still = [], None
+    for k, item, small, _ in _frames(root, name, work_width):
+        h, w = small.shape[:2]
+        if still is None:
+            still = motion_map(np.zeros((h, w, 2), np.float32))
+        if k == 0:
+            motion.append(np.stack([still, still]))
+            continue
+        flow = np.asarray(flow_of(k, small), np.float32)
+        if flow.shape != (h, w, 2):
+            raise DatasetError(item.image, f"flow {flow.shape[:2]} is not the work size {(h, w)}")
+        mirrored = np.ascontiguousarray(flow[:, ::-1] * np.array([-1.0, 1.0], np.float32))
+        motion.append(np.stack([motion_map(flow), motion_map(mirrored)]))
+    return {"motion": np.stack(motion)[:, :, None].astype(np.float16), "still": still[None].astype(np.float16)}
+
+
+def save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Written to a temporary name and renamed, so an interrupted run never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, **arrays)
+    tmp.replace(path)
+
+
+def _read_arrays(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in keys}
+    except (OSError, ValueError, KeyError, EOFError) as e:
+        raise DatasetError(path, f"unreadable visual-memory cache ({e}); delete it to rebuild") from None
+
+
+def load_inputs(appearance: Path, motion: Path, name: str) -> SequenceInputs:
+    """A cached sequence from its two files; a DatasetError names the file when one is unreadable or they disagree."""
+    a = _read_arrays(appearance, ("s8", "s16", "masks"))
+    m = _read_arrays(motion, ("motion", "still"))
+    n = len(a["masks"])
+    if not len(a["s8"]) == len(a["s16"]) == n or a["s8"].shape[1] != 2:
+        raise DatasetError(appearance, "inconsistent visual-memory cache (frame counts differ); delete it to rebuild")
+    if len(m["motion"]) != n:
+        raise DatasetError(motion, f"has {len(m['motion'])} frames but {appearance.name} has {n}; delete it to rebuild")
+    return SequenceInputs(name, a["s8"], a["s16"], m["motion"], a["masks"], m["still"])
+
+
+@dataclass(frozen=True)
+class RunAugment:
+    """Seed 003's stop-and-go: how often a run's object stops, or is static at its start."""
+
+    stop: float = 0.2
+    static_start: float = 0.2
+    mirror: float = 0.5
+
+    def __post_init__(self) -> None:
+        for name in ("stop", "static_start", "mirror"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.stop + self.static_start > 1.0:
+            raise ValueError(f"stop + static_start must be <= 1, got {self.stop + self.static_start}")
+
+
+class MemoryRuns(Dataset):
+    """Item i: a run of `length` consecutive frames of one sequence, with its online and offline targets."""
+
+    def __init__(self, sequences: list[SequenceInputs], length: int, items: int, seed: int = 0,
+                 augment: RunAugment | None = RunAugment()) -> None:
+        usable = [s for s in sequences if len(s) >= length]
+        if not usable:
+            raise ValueError(f"no sequence has {length} frames")
+        self.sequences, self.length, self.items, self.seed, self.augment = usable, length, items, seed, augment
+        self.starts = [(si, t) for si, s in enumerate(usable) for t in range(len(s) - length + 1)]
+
+    def __len__(self) -> int:
+        return self.items
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        rng = np.random.default_rng([self.seed, index])
+        si, t0 = self.starts[int(rng.integers(len(self.starts)))]
+        seq, T = self.sequences[si], self.length
+        frames = np.arange(t0, t0 + T)
+        moving = np.ones(T, bool)  # False: the frame is held (no motion)
+        online_visible = np.ones(T, bool)  # False: the object has not moved yet, nothing to report online
+        aug = self.augment
+        mirrored = bool(aug is not None and rng.random() < aug.mirror)
+        if aug is not None:
+            u = rng.random()
+            if u < aug.stop:  # the object stops at k: frame k holds after it, with no motion
+                k = int(rng.integers(0, T - 1))
+                frames[k:] = frames[k]
+                moving[k + 1:] = False
+            elif u < aug.stop + aug.static_start:  # static up to k: frame k from the start; it moves after k
+                k = int(rng.integers(1, T))
+                frames[:k] = frames[k]
+                moving[:k + 1] = False
+                online_visible[:k + 1] = False
+        side = int(mirrored)
+        motion = seq.motion[frames, side].astype(np.float32)
+        motion[~moving] = seq.still.astype(np.float32)
+        masks = seq.masks[frames]
+        if mirrored:
+            masks = masks[:, :, ::-1]
+        offline = torch.from_numpy(np.ascontiguousarray(masks)).float()[:, None]
+        return {"s8": torch.from_numpy(seq.s8[frames, side].astype(np.float32)),
+                "s16": torch.from_numpy(seq.s16[frames, side].astype(np.float32)),
+                "motion": torch.from_numpy(motion),
+                "online_target": offline * torch.from_numpy(online_visible).float().view(T, 1, 1, 1),
+                "offline_target": offline}
+
+
+def collate_runs(items: list[dict[str, Any]]) -> dict[str, Any]:
+    return {k: torch.stack([it[k] for it in items]) for k in items[0]}
+
+
+def whole_sequence(seq: SequenceInputs) -> dict[str, Any]:
+    """A held-aside sequence as one run (as recorded): the held-out score runs it online and offline."""
+    return {"s8": torch.from_numpy(seq.s8[:, 0].astype(np.float32))[None],
+            "s16": torch.from_numpy(seq.s16[:, 0].astype(np.float32))[None],
+            "motion": torch.from_numpy(seq.motion[:, 0].astype(np.float32))[None],
+            "masks": seq.masks, "name": seq.name}

@@ -1,0 +1,152 @@
+"""The visual memory (seed 003): ImageNet appearance at stride 8, MP-Net's motion map, and a ConvGRU over time.
+
+The appearance encoder is torchvision's MobileNetV2 to stride 16, frozen at its ImageNet weights, so its
+outputs can be cached for training; two 1x1 convs with tanh reduce them to `appearance` channels at
+stride 8, as in the paper. One ConvGRU runs forward (online) and, with the same weights, backward; the
+online head reads the forward state, the offline head both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torchvision.models import mobilenet_v2
+
+ARCH = "visual_memory"
+MEAN = (0.485, 0.456, 0.406)
+STD = (0.229, 0.224, 0.225)
+TAPS = (6, 13)  # MobileNetV2 feature blocks whose outputs are strides 8 and 16 (32 and 96 channels)
+TAP_CHANNELS = (32, 96)
+
+
+@dataclass(frozen=True)
+class MemoryArch:
+    """Sizes the memory is rebuilt from (recorded in its weights file)."""
+
+    appearance: int = 128  # reduced appearance channels (the paper's 128)
+    state: int = 64  # ConvGRU state channels (the paper's 64)
+    kernel: int = 3  # ConvGRU kernel (the paper's 7; 3 keeps a CPU frame cheap)
+
+    def __post_init__(self) -> None:
+        for name, low, high in (("appearance", 8, 512), ("state", 8, 256)):
+            if not low <= getattr(self, name) <= high:
+                raise ValueError(f"visual memory {name} must be in [{low}, {high}], got {getattr(self, name)}")
+        if self.kernel not in (1, 3, 5, 7):
+            raise ValueError(f"visual memory kernel must be 1, 3, 5 or 7, got {self.kernel}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class AppearanceEncoder(nn.Module):
+    """uint8-range RGB (Bx3xHxW float) -> MobileNetV2 features at strides 8 and 16 (ImageNet, kept frozen)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.blocks = mobilenet_v2().features[:TAPS[-1] + 1]
+        self.register_buffer("mean", torch.tensor(MEAN).view(1, 3, 1, 1) * 255.0, persistent=False)
+        self.register_buffer("std", torch.tensor(STD).view(1, 3, 1, 1) * 255.0, persistent=False)
+
+    def forward(self, rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = (rgb - self.mean) / self.std
+        taps = []
+        for i, block in enumerate(self.blocks):
+            x = block(x)
+            if i in TAPS:
+                taps.append(x)
+        return taps[0], taps[1]
+
+
+class ConvGRUCell(nn.Module):
+    """A convolutional GRU: h' = (1 - z) h + z tanh(W [x, r h]), gates z, r = sigmoid(W [x, h])."""
+
+    def __init__(self, inputs: int, state: int, kernel: int) -> None:
+        super().__init__()
+        self.state = state
+        self.gates = nn.Conv2d(inputs + state, 2 * state, kernel, padding=kernel // 2)
+        self.candidate = nn.Conv2d(inputs + state, state, kernel, padding=kernel // 2)
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor | None) -> torch.Tensor:
+        if h is None:
+            h = x.new_zeros(x.shape[0], self.state, *x.shape[-2:])
+        z, r = torch.sigmoid(self.gates(torch.cat([x, h], 1))).chunk(2, 1)
+        n = torch.tanh(self.candidate(torch.cat([x, r * h], 1)))
+        return (1 - z) * h + z * n
+
+
+class VisualMemoryNet(nn.Module):
+    """Per-frame inputs -> memory logits at stride 8, online (forward state) or offline (both directions)."""
+
+    def __init__(self, arch: MemoryArch = MemoryArch()) -> None:
+        super().__init__()
+        self.arch = arch
+        self.encoder = AppearanceEncoder()
+        a = arch.appearance
+        self.reduce = nn.Sequential(nn.Conv2d(sum(TAP_CHANNELS), a, 1), nn.Tanh(), nn.Conv2d(a, a, 1), nn.Tanh())
+        self.gru = ConvGRUCell(a + 1, arch.state, arch.kernel)
+        self.online_head = nn.Conv2d(arch.state, 1, 1)
+        self.offline_head = nn.Conv2d(2 * arch.state, 1, 1)
+
+    def inputs(self, s8: torch.Tensor, s16: torch.Tensor, motion: torch.Tensor) -> torch.Tensor:
+        """The GRU's input at stride 8: reduced appearance and the motion probability (any size, area-resized)."""
+        up = F.interpolate(s16, size=s8.shape[-2:], mode="bilinear", align_corners=False)
+        app = self.reduce(torch.cat([s8, up], 1))
+        return torch.cat([app, F.interpolate(motion, size=s8.shape[-2:], mode="area")], 1)
+
+    def step(self, x: torch.Tensor, h: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """One online step: (new state, its logits)."""
+        h = self.gru(x, h)
+        return h, self.online_head(h)
+
+    def run(self, xs: torch.Tensor, offline: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """A run of inputs (B, T, C, h, w) -> online logits (B, T, 1, h, w) and, when `offline`, the
+        bidirectional ones (the same GRU run backward from a zero state)."""
+        forward, h = [], None
+        for t in range(xs.shape[1]):
+            h = self.gru(xs[:, t], h)
+            forward.append(h)
+        fw = torch.stack(forward, 1)
+        online = self._head(self.online_head, fw)
+        if not offline:
+            return online, None
+        backward, h = [], None
+        for t in reversed(range(xs.shape[1])):
+            h = self.gru(xs[:, t], h)
+            backward.append(h)
+        bw = torch.stack(backward[::-1], 1)
+        return online, self._head(self.offline_head, torch.cat([fw, bw], 2))
+
+    @staticmethod
+    def _head(head: nn.Module, states: torch.Tensor) -> torch.Tensor:
+        b, t = states.shape[:2]
+        return head(states.flatten(0, 1)).unflatten(0, (b, t))
+
+
+def build_memory(arch: MemoryArch = MemoryArch(), init: str = "imagenet") -> VisualMemoryNet:
+    """A new memory: the appearance encoder from the installed ImageNet MobileNetV2 (`imagenet`) or random."""
+    if init not in ("imagenet", "none"):
+        raise ValueError(f"visual memory init '{init}' is not one of imagenet, none")
+    model = VisualMemoryNet(arch)
+    if init == "imagenet":
+        from movseg_ros.pretrained import load_imagenet_mobilenet_v2
+
+        load_imagenet_mobilenet_v2(model.encoder.blocks)
+    return model
+
+
+def save_memory(path, model: VisualMemoryNet, meta: dict, half: bool = True):
+    """Our checkpoint with the architecture record; fp16 floats when `half` (shipped files)."""
+    from movseg_ros.model_files import save_with_settings
+
+    return save_with_settings(path, ARCH, model, model.arch.to_dict(), meta, half)
+
+
+def load_memory(path) -> tuple[VisualMemoryNet, dict]:
+    """The memory in `path` (eval mode, CPU, fp32) and its meta; ModelFileError names the file otherwise."""
+    from movseg_ros.model_files import load_rebuilt
+
+    return load_rebuilt(path, ARCH, "movseg train visual_memory",
+                        lambda settings: VisualMemoryNet(MemoryArch(**settings)))

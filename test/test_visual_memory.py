@@ -1,0 +1,196 @@
+"""Seed 003's visual memory: the ConvGRU's recurrence, the bidirectional pass, the weights file, the
+stop-and-go runs, BPTT training that resumes exactly, and the segmenter online and offline."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from movseg_ros.cli import main
+from movseg_ros.frame import Frame
+from movseg_ros.model_files import ModelFileError
+from movseg_ros.pipeline import Pipeline, PipelineConfig
+from movseg_ros.scene import SceneConfig, make_scene
+from movseg_ros.visual_memory.data import MemoryRuns, RunAugment, SequenceInputs
+from movseg_ros.visual_memory.mpnet import MPNet, MPNetArch, save_mpnet
+from movseg_ros.visual_memory.network import ConvGRUCell, MemoryArch, VisualMemoryNet, load_memory, save_memory
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+CONFIG = Path(__file__).resolve().parent.parent / "config"
+SCENE = SceneConfig(width=160, height=120, frames=12)
+TINY = MemoryArch(appearance=8, state=8)
+
+
+def _inputs(t: int = 5, c: int = 9, seed: int = 0) -> torch.Tensor:
+    return torch.randn(1, t, c, 6, 8, generator=torch.Generator().manual_seed(seed))
+
+
+def test_the_gru_carries_what_it_saw_and_online_steps_are_the_run() -> None:
+    torch.manual_seed(0)
+    cell = ConvGRUCell(3, 4, 3)
+    pulse = torch.zeros(6, 1, 3, 5, 5)
+    pulse[0] = 1.0
+    h_pulse = h_zero = None
+    for t in range(6):
+        h_pulse, h_zero = cell(pulse[t], h_pulse), cell(torch.zeros(1, 3, 5, 5), h_zero)
+    assert (h_pulse - h_zero).abs().max() > 1e-3  # five silent frames later the state still differs
+    net = VisualMemoryNet(TINY).eval()
+    xs = _inputs()
+    online, _ = net.run(xs, offline=False)
+    h, steps = None, []
+    for t in range(xs.shape[1]):
+        h, logits = net.step(xs[:, t], h)
+        steps.append(logits)
+    assert torch.allclose(torch.stack(steps, 1), online, atol=1e-6)
+
+
+def test_offline_frames_see_the_future_and_online_ones_do_not() -> None:
+    torch.manual_seed(0)
+    net = VisualMemoryNet(TINY).eval()
+    xs = _inputs()
+    changed = xs.clone()
+    changed[:, -1] += 3.0
+    with torch.no_grad():
+        on_a, off_a = net.run(xs)
+        on_b, off_b = net.run(changed)
+    assert torch.equal(on_a[:, 0], on_b[:, 0])
+    assert (off_a[:, 0] - off_b[:, 0]).abs().max() > 1e-4
+    # shared weights: the backward direction is the same GRU run on the reversed inputs
+    rev_online, _ = net.run(xs.flip(1), offline=False)
+    fw = [None]
+    for t in range(xs.shape[1]):
+        fw.append(net.gru(xs[:, t], fw[-1]))
+    bw = [None]
+    for t in reversed(range(xs.shape[1])):
+        bw.append(net.gru(xs[:, t], bw[-1]))
+    assert torch.allclose(net.online_head(bw[-1]), rev_online[:, -1], atol=1e-6)
+    expect = net.offline_head(torch.cat([fw[1], bw[-1]], 1))
+    assert torch.allclose(expect, off_a[:, 0], atol=1e-6)
+
+
+def test_the_weights_file_round_trips_and_bad_files_are_named(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    net = VisualMemoryNet(TINY).eval()
+    save_memory(tmp_path / "m.pt", net, {"note": "x"}, half=False)
+    back, meta = load_memory(tmp_path / "m.pt")
+    xs = _inputs()
+    assert meta["note"] == "x" and back.arch == TINY
+    assert torch.allclose(back.run(xs)[1], net.run(xs)[1])
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    save_mpnet(tmp_path / "mp.pt", MPNet(MPNetArch()), {})
+    for bad in ("bad.pt", "mp.pt"):
+        with pytest.raises(ModelFileError, match=bad):
+            load_memory(tmp_path / bad)
+    with pytest.raises(ValueError, match="kernel"):
+        MemoryArch(kernel=4)
+
+
+def _sequence(n: int = 6) -> SequenceInputs:
+    rng = np.random.default_rng(0)
+    masks = np.zeros((n, 8, 12), bool)
+    for k in range(n):
+        masks[k, 2:6, k:k + 3] = True
+    motion = np.stack([np.full((2, 1, 2, 3), 0.1 * (k + 1), np.float16) for k in range(n)])
+    return SequenceInputs("s", rng.random((n, 2, 32, 1, 2)).astype(np.float16),
+                          rng.random((n, 2, 96, 1, 1)).astype(np.float16), motion, masks,
+                          np.full((1, 2, 3), -1.0, np.float16))
+
+
+def test_stop_and_go_runs_hold_the_frame_without_motion_and_mirror_the_masks() -> None:
+    seq = _sequence()
+    plain = MemoryRuns([seq], 4, 50, seed=1, augment=RunAugment(stop=0.0, static_start=0.0, mirror=0.0))
+    item = plain[0]
+    assert torch.equal(item["online_target"], item["offline_target"]) and (item["motion"] > 0).all()
+    stops = MemoryRuns([seq], 4, 50, seed=1, augment=RunAugment(stop=1.0, static_start=0.0, mirror=0.0))
+    starts = MemoryRuns([seq], 4, 50, seed=1, augment=RunAugment(stop=0.0, static_start=1.0, mirror=0.0))
+    for i in range(10):
+        a = stops[i]
+        held = (a["motion"] < 0).flatten(1).all(1)  # frames after the stop get the still map
+        k = int(np.argmax(held.numpy())) - 1
+        assert held.any() and not held[0] and held[k + 1:].all()
+        assert all(torch.equal(a["s8"][t], a["s8"][k]) and torch.equal(a["offline_target"][t], a["offline_target"][k])
+                   for t in range(k, 4))
+        assert torch.equal(a["online_target"], a["offline_target"])  # a stopped object stays the object
+        b = starts[i]
+        still = (b["motion"] < 0).flatten(1).all(1)
+        k = int(still.sum()) - 1  # frames 0..k show frame k, not moving yet
+        assert still[:k + 1].all() and not still[k + 1:].any()
+        assert b["online_target"][:k + 1].sum() == 0 and b["offline_target"][:k + 1].sum() > 0
+        assert torch.equal(b["online_target"][k + 1:], b["offline_target"][k + 1:])
+    mirrored = MemoryRuns([seq], 4, 20, seed=1, augment=RunAugment(stop=0.0, static_start=0.0, mirror=1.0))
+    assert all(torch.equal(mirrored[i]["offline_target"], plain[i]["offline_target"].flip(-1)) for i in range(5))
+
+
+def _scene_davis(root: Path) -> Path:
+    """The built-in scene as two DAVIS-layout sequences of 6 frames, the mover and the stopper as objects."""
+    scene = make_scene(SCENE)
+    for s, name in enumerate(("a", "b")):
+        (root / name / "JPEGImages").mkdir(parents=True)
+        (root / name / "Annotations").mkdir(parents=True)
+        for j in range(6):
+            t = 6 * s + j
+            cv2.imwrite(str(root / name / "JPEGImages" / f"{j:05d}.jpg"), cv2.cvtColor(scene.frames[t], cv2.COLOR_RGB2BGR))
+            mask = np.isin(scene.ids[t], [scene.roles["mover"], scene.roles["stopper"]]).astype(np.uint8) * 255
+            cv2.imwrite(str(root / name / "Annotations" / f"{j:05d}.png"), mask)
+    return root
+
+
+@pytest.mark.timeout(240)
+def test_bptt_training_records_inputs_once_and_resumes_to_the_same_weights(tmp_path: Path) -> None:
+    data = _scene_davis(tmp_path / "davis")
+    torch.manual_seed(0)
+    save_mpnet(tmp_path / "mp.pt", MPNet(MPNetArch()).eval(), {})
+    cache = tmp_path / "cache"
+    base = ["train", "visual_memory", "--config", str(CONFIG / "train_visual_memory_tiny.yaml"),
+            "--set", f"data_root={data}", "--set", "held_aside=[b]", "--set", f"cache_dir={cache}",
+            "--set", f"flow_cache={tmp_path / 'flow'}", "--set", f"mpnet={tmp_path / 'mp.pt'}"]
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    assert main(base + ["--out-dir", str(straight), "--json", str(tmp_path / "s.json")]) == 0
+    recorded = sorted(cache.glob("*/*/*.npz"))
+    assert [(p.parent.parent.name, p.name) for p in recorded] == [("appearance", "a.npz"), ("appearance", "b.npz"),
+                                                                 ("motion", "a.npz"), ("motion", "b.npz")]
+    stamps = [p.stat().st_mtime_ns for p in recorded]
+    assert main(base + ["--out-dir", str(resumed), "--set", "stop_after=2"]) == 0
+    assert main(base + ["--out-dir", str(resumed), "--resume"]) == 0
+    assert [p.stat().st_mtime_ns for p in recorded] == stamps  # read back, not recorded again
+    a, meta = load_memory(straight / "visual_memory.pt")
+    b, _ = load_memory(resumed / "visual_memory.pt")
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert summary["step"] == 4 and 0.0 <= summary["val_j_online"] <= 1.0 and summary["val_j_offline"] is not None
+    assert meta["data"]["sequences"] == ["a"] and meta["data"]["held_aside"] == ["b"] and "CC BY-NC 4.0" in meta["licence"]
+    recorded[0].write_bytes(b"not a cache")
+    assert main(base + ["--out-dir", str(tmp_path / "again")]) == 2
+
+
+def test_the_segmenter_runs_online_and_offline_and_names_a_missing_file(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    save_mpnet(tmp_path / "mp.pt", MPNet(MPNetArch()).eval(), {})
+    net = VisualMemoryNet(TINY)
+    with torch.no_grad():
+        net.online_head.bias.fill_(8.0)  # everything is the object: one region, the whole frame
+        net.offline_head.bias.fill_(-8.0)  # offline, nothing is
+    save_memory(tmp_path / "vm.pt", net, {})
+    settings = {"weights": str(tmp_path / "vm.pt"), "mpnet_weights": str(tmp_path / "mp.pt"), "moving_min": 0.0}
+    config = PipelineConfig.from_dict({"pipeline": "visual_memory", "visual_memory": settings})
+    frames = [Frame(img, i * 33_333_333, "scene", i) for i, img in enumerate(make_scene(SCENE).frames[:4])]
+    pipeline = Pipeline(config)
+    outs = [r for f in frames for r in pipeline.segment(f)]
+    assert len(outs) == 4 and all(len(r.detections) == 1 and r.detections[0].mask.all() for r in outs)
+    assert all(r.detections[0].moving for r in outs)
+    offline = Pipeline(config).run_offline(frames)
+    assert [o.frame.index for o in offline] == [0, 1, 2, 3] and not any(o.tracks for o in offline)
+    alone = PipelineConfig.from_dict({"pipeline": "visual_memory", "visual_memory": {**settings, "memory": False,
+                                                                                    "weights": "/nowhere.pt"}})
+    assert len(Pipeline(alone).run_offline(frames)) == 4  # MP-Net alone needs no memory file
+    for key in ("weights", "mpnet_weights"):
+        missing = {**settings, key: str(tmp_path / "nope.pt")}
+        with pytest.raises((ModelFileError, FileNotFoundError, ValueError), match="nope.pt"):
+            Pipeline(PipelineConfig.from_dict({"pipeline": "visual_memory", "visual_memory": missing}))
+    with pytest.raises(ValueError, match="visual_memory.threshold"):
+        PipelineConfig.from_dict({"pipeline": "visual_memory", "visual_memory": {"threshold": 2.0}})
