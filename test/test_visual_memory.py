@@ -90,6 +90,25 @@ def test_the_weights_file_round_trips_and_bad_files_are_named(tmp_path: Path) ->
         MemoryArch(kernel=4)
 
 
+def test_frozen_graphs_give_the_eager_outputs_one_graph_per_shape() -> None:
+    from movseg_ros.visual_memory.frozen import MAX_SHAPES, PerShapeFrozen
+    from movseg_ros.visual_memory.network import AppearanceEncoder
+
+    torch.manual_seed(0)
+    encoder = AppearanceEncoder().eval()
+    frozen = PerShapeFrozen(encoder)
+    for size in ((64, 96), (48, 80), (64, 96)):
+        x = torch.rand(1, 3, *size) * 255
+        with torch.no_grad():
+            for a, b in zip(encoder(x), frozen(x)):
+                assert a.shape == b.shape and torch.allclose(a, b, atol=1e-4)
+    assert len(frozen._graphs) == 2
+    small = PerShapeFrozen(torch.nn.Conv2d(3, 2, 3))
+    for k in range(MAX_SHAPES + 1):
+        small(torch.rand(1, 3, 8 + k, 8))
+    assert len(small._graphs) == MAX_SHAPES and (1, 3, 8, 8) not in [key[0] for key in small._graphs]
+
+
 def _sequence(n: int = 6) -> SequenceInputs:
     rng = np.random.default_rng(0)
     masks = np.zeros((n, 8, 12), bool)
@@ -124,6 +143,32 @@ def test_stop_and_go_runs_hold_the_frame_without_motion_and_mirror_the_masks() -
         assert torch.equal(b["online_target"][k + 1:], b["offline_target"][k + 1:])
     mirrored = MemoryRuns([seq], 4, 20, seed=1, augment=RunAugment(stop=0.0, static_start=0.0, mirror=1.0))
     assert all(torch.equal(mirrored[i]["offline_target"], plain[i]["offline_target"].flip(-1)) for i in range(5))
+
+
+def test_crops_are_one_window_at_every_stride() -> None:
+    n, h8, w8 = 4, 6, 8
+    yy, xx = np.mgrid[0:h8, 0:w8]
+    s8 = np.broadcast_to((100 * yy + xx).astype(np.float16), (n, 2, 32, h8, w8)).copy()
+    s16 = np.broadcast_to((100 * yy[::2, ::2] + xx[::2, ::2]).astype(np.float16), (n, 2, 96, h8 // 2, w8 // 2)).copy()
+    r4, c4 = np.mgrid[0:2 * h8, 0:2 * w8]
+    motion = np.broadcast_to((100 * (r4 // 2) + c4 // 2).astype(np.float16) / 1000, (n, 2, 1, 2 * h8, 2 * w8)).copy()
+    r, c = np.mgrid[0:8 * h8, 0:8 * w8]
+    masks = np.broadcast_to((r // 8 + 3 * (c // 8)) % 2 == 0, (n, 8 * h8, 8 * w8)).copy()
+    seq = SequenceInputs("s", s8, s16, motion, masks, np.zeros((1, 2 * h8, 2 * w8), np.float16))
+    runs = MemoryRuns([seq], 2, 30, augment=RunAugment(stop=0.0, static_start=0.0, mirror=0.0), crop=(2, 4))
+    corners = set()
+    for i in range(30):
+        item = runs[i]
+        assert item["s8"].shape[-2:] == (2, 4) and item["s16"].shape[-2:] == (1, 2) and item["motion"].shape[-2:] == (4, 8)
+        corner = int(item["s8"][0, 0, 0, 0])
+        y, x = divmod(corner, 100)
+        corners.add((y, x))
+        assert y % 2 == 0 and x % 2 == 0 and int(item["s16"][0, 0, 0, 0]) == corner
+        assert int(round(1000 * float(item["motion"][0, 0, 0, 0]))) == corner
+        assert torch.equal(item["offline_target"][0, 0], torch.from_numpy(masks[0, 8 * y:8 * y + 16, 8 * x:8 * x + 32]).float())
+    assert len(corners) > 3
+    with pytest.raises(ValueError, match="does not fit"):
+        MemoryRuns([seq], 2, 4, crop=(8, 4))
 
 
 def _scene_davis(root: Path) -> Path:

@@ -47,6 +47,7 @@ class VisualMemoryConfig:
     moving_min: float = 0.5  # a region whose MP-Net motion (90th percentile) is under this is static
     alpha_low: float = -1.0  # this pipeline's tracker alpha_low; < 0: tracker.alpha_low
     alpha_high: float = -1.0  # this pipeline's tracker alpha_high; < 0: tracker.alpha_high
+    freeze: bool = True  # TorchScript-frozen networks, one graph per frame size (about 3x faster appearance on CPU)
 
     def __post_init__(self) -> None:
         if not 64 <= self.work_width <= 1920:
@@ -97,11 +98,11 @@ class VisualMemorySegmenter:
         from movseg_ros.visual_memory.predictor import OnlineMemory
 
         self.config = config
-        self.mpnet = MotionPredictor(config.mpnet_path())
+        self.mpnet = MotionPredictor(config.mpnet_path(), frozen=config.freeze)
         self.memory = None
         if config.memory:
             net, self.meta = load_memory(config.weights_path())
-            self.memory = OnlineMemory(net)
+            self.memory = OnlineMemory(net, frozen=config.freeze)
             log.info("visual_memory: weights %s, MP-Net %s", config.weights_path(), config.mpnet_path())
         self.flow = DISFlow(DISFlowConfig(preset=config.flow_preset, scale=1.0))
         self.clock: StageClock | None = None  # `movseg bench stages` sets one

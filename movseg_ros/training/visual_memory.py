@@ -39,6 +39,7 @@ class MemoryTrainConfig(LoopConfig):
     state: int = 64
     kernel: int = 3
     run_length: int = 8  # frames a run (BPTT length)
+    crop: tuple[int, int] = (12, 16)  # training window in stride-8 cells (height, width), aligned; (0, 0): whole frames
     stop: float = 0.2  # share of runs where the object stops part-way
     static_start: float = 0.2  # share of runs where the object is static at the start
     mirror: float = 0.5
@@ -59,6 +60,8 @@ class MemoryTrainConfig(LoopConfig):
         need = self.need
         need(64 <= self.work_width <= 1920, "work_width", f"must be in [64, 1920], got {self.work_width}")
         need(2 <= self.run_length <= 64, "run_length", f"must be in [2, 64], got {self.run_length}")
+        need(len(self.crop) == 2 and (all(c == 0 for c in self.crop) or all(2 <= c <= 256 and c % 2 == 0 for c in self.crop)), "crop",
+             f"must be (0, 0) or two even sizes in [2, 256] stride-8 cells, got {self.crop}")
         need(self.offline_weight >= 0, "offline_weight", f"must be >= 0, got {self.offline_weight}")
         try:
             MemoryArch(self.appearance, self.state, self.kernel)
@@ -167,7 +170,7 @@ def plan(config: MemoryTrainConfig) -> StagePlan:
     sequences = recorded_sequences(config, names + held, model.encoder)  # after the model: the same initial weights
     train_seqs, val_seqs = sequences[:len(names)], sequences[len(names):]
     runs = MemoryRuns(train_seqs, config.run_length, config.iterations * config.batch_size, seed=config.seed,
-                      augment=RunAugment(config.stop, config.static_start, config.mirror))
+                      augment=RunAugment(config.stop, config.static_start, config.mirror), crop=tuple(config.crop))
     val = [whole_sequence(s) for s in val_seqs]
 
     def save(path: Path, net: nn.Module, meta: dict[str, Any]) -> Path:
@@ -175,7 +178,7 @@ def plan(config: MemoryTrainConfig) -> StagePlan:
 
     meta = {"data": {"root": str(root), "sequences": names, "frames": sum(len(s) for s in train_seqs),
                      "held_aside": held, "work_width": config.work_width, "dis_preset": config.dis_preset},
-            "mpnet": str(config.mpnet), "run_length": config.run_length,
+            "mpnet": str(config.mpnet), "run_length": config.run_length, "crop": list(config.crop),
             "augment": {"stop": config.stop, "static_start": config.static_start, "mirror": config.mirror},
             "init": "imagenet", "init_source": f"{src.distribution}=={src.version} ({src.licence}): {src.relative}",
             "licence": "trained on DAVIS-2016 (CC BY-NC 4.0): non-commercial use"}

@@ -18,21 +18,38 @@ PERCENTILE = 99.0
 def angle_field(flow: np.ndarray, min_magnitude: float = MIN_MAGNITUDE, min_range: float = MIN_RANGE) -> np.ndarray:
     """Flow (H, W, 2) in pixels, x then y -> (H, W, 3) float32: cos θ, sin θ (0 where |f| < min_magnitude)
     and |f| / max(99th percentile of |f|, min_range) clipped to [0, 1]. Non-finite flow counts as none."""
+    return np.ascontiguousarray(field_planes(flow, min_magnitude, min_range).transpose(1, 2, 0))
+
+
+def field_planes(flow: np.ndarray, min_magnitude: float = MIN_MAGNITUDE, min_range: float = MIN_RANGE) -> np.ndarray:
+    """angle_field channel-first: (3, H, W) float32, as the network takes it."""
     f = np.asarray(flow)
     if f.ndim != 3 or f.shape[2] != 2:
         raise ValueError(f"flow must be (H, W, 2), got shape {f.shape}")
-    f = np.nan_to_num(f.astype(np.float32, copy=False), nan=0.0, posinf=0.0, neginf=0.0)
+    f = f.astype(np.float32, copy=False)
+    if not np.isfinite(f).all():
+        f = np.nan_to_num(f, nan=0.0, posinf=0.0, neginf=0.0)
     m = np.hypot(f[..., 0], f[..., 1])
-    scale = max(float(np.percentile(m, PERCENTILE)) if m.size else 0.0, float(min_range))
-    out = np.empty(m.shape + (3,), np.float32)
-    moving = m >= min_magnitude
-    safe = np.where(moving, m, 1.0)
-    out[..., 0] = np.where(moving, f[..., 0] / safe, 0.0)
-    out[..., 1] = np.where(moving, f[..., 1] / safe, 0.0)
-    out[..., 2] = np.clip(m / scale, 0.0, 1.0)
+    scale = max(_percentile(m, PERCENTILE), float(min_range))
+    inv = np.divide(1.0, m, out=np.zeros_like(m), where=m >= min_magnitude)
+    out = np.empty((3,) + m.shape, np.float32)
+    np.multiply(f[..., 0], inv, out=out[0])
+    np.multiply(f[..., 1], inv, out=out[1])
+    np.clip(np.multiply(m, 1.0 / scale, out=out[2]), 0.0, 1.0, out=out[2])
     return out
 
 
 def field_tensor(flow: np.ndarray, min_magnitude: float = MIN_MAGNITUDE, min_range: float = MIN_RANGE) -> torch.Tensor:
     """angle_field as the network takes it: (3, H, W) float32."""
-    return torch.from_numpy(np.ascontiguousarray(angle_field(flow, min_magnitude, min_range).transpose(2, 0, 1)))
+    return torch.from_numpy(field_planes(flow, min_magnitude, min_range))
+
+
+def _percentile(values: np.ndarray, q: float) -> float:
+    """np.percentile's linear interpolation by partial sort (a tenth of its time on a frame); 0 when empty."""
+    a = values.ravel()
+    if a.size == 0:
+        return 0.0
+    pos = q / 100.0 * (a.size - 1)
+    lo, hi = int(np.floor(pos)), int(np.ceil(pos))
+    part = np.partition(a, (lo, hi))
+    return float(part[lo] + (part[hi] - part[lo]) * (pos - lo))

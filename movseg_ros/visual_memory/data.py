@@ -143,11 +143,16 @@ class MemoryRuns(Dataset):
     """Item i: a run of `length` consecutive frames of one sequence, with its online and offline targets."""
 
     def __init__(self, sequences: list[SequenceInputs], length: int, items: int, seed: int = 0,
-                 augment: RunAugment | None = RunAugment()) -> None:
+                 augment: RunAugment | None = RunAugment(), crop: tuple[int, int] = (0, 0)) -> None:
         usable = [s for s in sequences if len(s) >= length]
         if not usable:
             raise ValueError(f"no sequence has {length} frames")
+        if any(crop):
+            small = [s.name for s in usable if not (0 < crop[0] <= s.masks.shape[1] // 8 and 0 < crop[1] <= s.masks.shape[2] // 8)]
+            if small:
+                raise ValueError(f"crop {crop} (stride-8 cells) does not fit the maps of {small[:3]}")
         self.sequences, self.length, self.items, self.seed, self.augment = usable, length, items, seed, augment
+        self.crop = crop
         self.starts = [(si, t) for si, s in enumerate(usable) for t in range(len(s) - length + 1)]
 
     def __len__(self) -> int:
@@ -174,15 +179,22 @@ class MemoryRuns(Dataset):
                 moving[:k + 1] = False
                 online_visible[:k + 1] = False
         side = int(mirrored)
+        s8, s16 = seq.s8[frames, side], seq.s16[frames, side]
         motion = seq.motion[frames, side].astype(np.float32)
         motion[~moving] = seq.still.astype(np.float32)
         masks = seq.masks[frames]
         if mirrored:
             masks = masks[:, :, ::-1]
+        if any(self.crop):  # a window aligned to every stride (16, 8, 4, 1), inside the image
+            (ch, cw), (h, w) = self.crop, masks.shape[1:]
+            y, x = (2 * int(rng.integers(0, (n // 8 - c) // 2 + 1)) for n, c in ((h, ch), (w, cw)))
+            s8, s16 = s8[..., y:y + ch, x:x + cw], s16[..., y // 2:(y + ch + 1) // 2, x // 2:(x + cw + 1) // 2]
+            motion = motion[..., 2 * y:2 * (y + ch), 2 * x:2 * (x + cw)]
+            masks = masks[:, 8 * y:8 * (y + ch), 8 * x:8 * (x + cw)]
         offline = torch.from_numpy(np.ascontiguousarray(masks)).float()[:, None]
-        return {"s8": torch.from_numpy(seq.s8[frames, side].astype(np.float32)),
-                "s16": torch.from_numpy(seq.s16[frames, side].astype(np.float32)),
-                "motion": torch.from_numpy(motion),
+        return {"s8": torch.from_numpy(s8.astype(np.float32)),
+                "s16": torch.from_numpy(s16.astype(np.float32)),
+                "motion": torch.from_numpy(np.ascontiguousarray(motion)),
                 "online_target": offline * torch.from_numpy(online_visible).float().view(T, 1, 1, 1),
                 "offline_target": offline}
 

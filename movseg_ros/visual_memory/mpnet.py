@@ -120,12 +120,17 @@ def load_mpnet(path) -> tuple[MPNet, dict]:
 class MotionPredictor:
     """The trained MP-Net on the CPU: flow (H, W, 2) px at frame t -> P(independent motion) at stride 4."""
 
-    def __init__(self, weights: str | Path) -> None:
+    def __init__(self, weights: str | Path, frozen: bool = False) -> None:
         self.model, self.meta = load_mpnet(weights)
         self.weights = Path(weights)
+        self._run = self.model
+        if frozen:  # a TorchScript graph per flow size (the same outputs, faster on a CPU)
+            from movseg_ros.visual_memory.frozen import PerShapeFrozen
+
+            self._run = PerShapeFrozen(self.model)
 
     @torch.no_grad()
     def __call__(self, flow: np.ndarray) -> np.ndarray:
         """(ceil(H/4), ceil(W/4)) float32 probabilities."""
-        logits = self.model(field_tensor(flow)[None])
+        logits = self._run(field_tensor(flow)[None])
         return torch.sigmoid(logits)[0, 0].numpy().astype(np.float32, copy=False)

@@ -61,20 +61,36 @@ class AppearanceEncoder(nn.Module):
 
 
 class ConvGRUCell(nn.Module):
-    """A convolutional GRU: h' = (1 - z) h + z tanh(W [x, r h]), gates z, r = sigmoid(W [x, h])."""
+    """A convolutional GRU: h' = (1 - z) h + z tanh(W [x, r h]), gates z, r = sigmoid(W [x, h]).
+
+    Each W is split into its input part and its state part (the same sum), so a run's input parts are
+    one batched convolution over all its frames, shared by both directions; only the state parts recur.
+    """
 
     def __init__(self, inputs: int, state: int, kernel: int) -> None:
         super().__init__()
         self.state = state
-        self.gates = nn.Conv2d(inputs + state, 2 * state, kernel, padding=kernel // 2)
-        self.candidate = nn.Conv2d(inputs + state, state, kernel, padding=kernel // 2)
+        pad = kernel // 2
+        self.input_gates = nn.Conv2d(inputs, 2 * state, kernel, padding=pad)
+        self.state_gates = nn.Conv2d(state, 2 * state, kernel, padding=pad, bias=False)
+        self.input_candidate = nn.Conv2d(inputs, state, kernel, padding=pad)
+        self.state_candidate = nn.Conv2d(state, state, kernel, padding=pad, bias=False)
+
+    def input_part(self, x: torch.Tensor) -> torch.Tensor:
+        """The input's contribution to the gates and the candidate (N, 3 * state, h, w)."""
+        return torch.cat([self.input_gates(x), self.input_candidate(x)], 1)
+
+    def recur(self, part: torch.Tensor, h: torch.Tensor | None) -> torch.Tensor:
+        """The next state from an input part and the current state (None: zeros)."""
+        s = self.state
+        if h is None:
+            h = part.new_zeros(part.shape[0], s, *part.shape[-2:])
+        z, r = torch.sigmoid(part[:, :2 * s] + self.state_gates(h)).chunk(2, 1)
+        n = torch.tanh(part[:, 2 * s:] + self.state_candidate(r * h))
+        return (1 - z) * h + z * n
 
     def forward(self, x: torch.Tensor, h: torch.Tensor | None) -> torch.Tensor:
-        if h is None:
-            h = x.new_zeros(x.shape[0], self.state, *x.shape[-2:])
-        z, r = torch.sigmoid(self.gates(torch.cat([x, h], 1))).chunk(2, 1)
-        n = torch.tanh(self.candidate(torch.cat([x, r * h], 1)))
-        return (1 - z) * h + z * n
+        return self.recur(self.input_part(x), h)
 
 
 class VisualMemoryNet(nn.Module):
@@ -104,17 +120,19 @@ class VisualMemoryNet(nn.Module):
     def run(self, xs: torch.Tensor, offline: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
         """A run of inputs (B, T, C, h, w) -> online logits (B, T, 1, h, w) and, when `offline`, the
         bidirectional ones (the same GRU run backward from a zero state)."""
+        b, t = xs.shape[:2]
+        parts = self.gru.input_part(xs.flatten(0, 1)).unflatten(0, (b, t))
         forward, h = [], None
-        for t in range(xs.shape[1]):
-            h = self.gru(xs[:, t], h)
+        for k in range(t):
+            h = self.gru.recur(parts[:, k], h)
             forward.append(h)
         fw = torch.stack(forward, 1)
         online = self._head(self.online_head, fw)
         if not offline:
             return online, None
         backward, h = [], None
-        for t in reversed(range(xs.shape[1])):
-            h = self.gru(xs[:, t], h)
+        for k in reversed(range(t)):
+            h = self.gru.recur(parts[:, k], h)
             backward.append(h)
         bw = torch.stack(backward[::-1], 1)
         return online, self._head(self.offline_head, torch.cat([fw, bw], 2))

@@ -6,19 +6,20 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from movseg_ros.visual_memory.frozen import PerShapeFrozen
 from movseg_ros.visual_memory.network import AppearanceEncoder, VisualMemoryNet
 
 
 class AppearanceFeatures:
     """RGB (H, W, 3) uint8 -> the encoder's stride-8 and stride-16 features (numpy float32, no batch axis)."""
 
-    def __init__(self, encoder: AppearanceEncoder | None = None) -> None:
+    def __init__(self, encoder: AppearanceEncoder | None = None, frozen: bool = False) -> None:
         if encoder is None:
             from movseg_ros.pretrained import load_imagenet_mobilenet_v2
 
             encoder = AppearanceEncoder()
             load_imagenet_mobilenet_v2(encoder.blocks)
-        self.encoder = encoder.eval()
+        self.encoder = PerShapeFrozen(encoder) if frozen else encoder.eval()
 
     @torch.no_grad()
     def __call__(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -30,9 +31,9 @@ class AppearanceFeatures:
 class OnlineMemory:
     """One GRU step a frame; `reset` forgets (a new stream)."""
 
-    def __init__(self, net: VisualMemoryNet) -> None:
+    def __init__(self, net: VisualMemoryNet, frozen: bool = False) -> None:
         self.net = net.eval()
-        self.features = AppearanceFeatures(net.encoder)
+        self.features = AppearanceFeatures(net.encoder, frozen)
         self.state: torch.Tensor | None = None
 
     def reset(self) -> None:
