@@ -213,18 +213,19 @@ def test_bptt_training_records_inputs_once_and_resumes_to_the_same_weights(tmp_p
     assert main(base + ["--out-dir", str(tmp_path / "again")]) == 2
 
 
-def test_the_segmenter_runs_online_and_offline_and_names_a_missing_file(tmp_path: Path) -> None:
+def test_the_segmenter_runs_online_and_offline_and_names_a_missing_file(tmp_path: Path, caplog) -> None:
     torch.manual_seed(0)
     save_mpnet(tmp_path / "mp.pt", MPNet(MPNetArch()).eval(), {})
     net = VisualMemoryNet(TINY)
     with torch.no_grad():
         net.online_head.bias.fill_(8.0)  # everything is the object: one region, the whole frame
         net.offline_head.bias.fill_(-8.0)  # offline, nothing is
-    save_memory(tmp_path / "vm.pt", net, {})
+    save_memory(tmp_path / "vm.pt", net, {"mpnet_sha256": "0" * 64})  # learned from another MP-Net
     settings = {"weights": str(tmp_path / "vm.pt"), "mpnet_weights": str(tmp_path / "mp.pt"), "moving_min": 0.0}
     config = PipelineConfig.from_dict({"pipeline": "visual_memory", "visual_memory": settings})
     frames = [Frame(img, i * 33_333_333, "scene", i) for i, img in enumerate(make_scene(SCENE).frames[:4])]
     pipeline = Pipeline(config)
+    assert "learned from another MP-Net" in caplog.text
     outs = [r for f in frames for r in pipeline.segment(f)]
     assert len(outs) == 4 and all(len(r.detections) == 1 and r.detections[0].mask.all() for r in outs)
     assert all(r.detections[0].moving for r in outs)
@@ -239,3 +240,41 @@ def test_the_segmenter_runs_online_and_offline_and_names_a_missing_file(tmp_path
             Pipeline(PipelineConfig.from_dict({"pipeline": "visual_memory", "visual_memory": missing}))
     with pytest.raises(ValueError, match="visual_memory.threshold"):
         PipelineConfig.from_dict({"pipeline": "visual_memory", "visual_memory": {"threshold": 2.0}})
+
+
+@pytest.mark.ros
+@pytest.mark.timeout(120)
+def test_the_node_refuses_a_corrupt_mpnet_file_with_one_line(node_env, tmp_path: Path) -> None:
+    pytest.importorskip("rclpy")
+    from ros_helpers import NodeProcess, assert_refuses_corrupt_weights
+
+    from movseg_ros.paths import share_dir
+
+    def start(weights: str) -> NodeProcess:
+        return NodeProcess.start(node_env, remap="image:=/vm_test/image", extra=[
+            "-p", "pipeline:=visual_memory", "-p", f"visual_memory.mpnet_weights:={weights}"])
+
+    assert_refuses_corrupt_weights(start, share_dir() / "models" / "mpnet.pt", tmp_path, "visual_memory.mpnet_weights")
+
+
+def test_the_shipped_files_record_their_data_and_track_the_built_in_scene() -> None:
+    from movseg_ros.config_io import load_pipeline_config
+    from movseg_ros.paths import share_dir
+    from movseg_ros.tuning.data import HELD_ASIDE
+    from movseg_ros.visual_memory.mpnet import load_mpnet
+
+    _, meta = load_memory(share_dir() / "models" / "visual_memory.pt")
+    _, mp_meta = load_mpnet(share_dir() / "models" / "mpnet.pt")
+    for m, stage in ((meta, "visual_memory"), (mp_meta, "mpnet")):
+        assert m["command"].startswith(f"movseg train {stage}") and "CC BY-NC 4.0" in m["licence"]
+    assert meta["data"]["held_aside"] == sorted(HELD_ASIDE) and not set(meta["data"]["sequences"]) & set(HELD_ASIDE)
+    scene = make_scene(SceneConfig(width=320, height=240, frames=16))
+    pipeline = Pipeline(load_pipeline_config(CONFIG / "visual_memory.yaml"))
+    mover, static = scene.roles["mover"], scene.roles["static"]
+    mover_ids = []
+    for t, image in enumerate(scene.frames):
+        out = pipeline.process(Frame(image, t * 33_333_333, "scene", t))[0]
+        assert not out.label_map[scene.ids[t] == static].any()  # the static object is never reported
+        ids, counts = np.unique(out.label_map[scene.ids[t] == mover], return_counts=True)
+        mover_ids.append(int(ids[counts.argmax()]))
+    assert mover_ids[3] != 0 and set(mover_ids[3:]) == {mover_ids[3]}  # one id for the mover from frame 3 on

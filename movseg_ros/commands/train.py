@@ -63,8 +63,11 @@ def run(args: argparse.Namespace) -> int:
                       f"mask mAP@0.5 {_fmt(summary.get('val_seg_map50'))}")
         elif args.stage == "stemseg":
             scores = f"held-out tube IoU {_fmt(summary.get('val_tube_iou'))}"
-        elif args.stage == "saliency":
+        elif args.stage in ("saliency", "mpnet"):
             scores = f"held-aside mask IoU {_fmt(summary.get('val_iou'))}"
+        elif args.stage == "visual_memory":
+            scores = (f"held-aside J online {_fmt(summary.get('val_j_online'))}, "
+                      f"offline {_fmt(summary.get('val_j_offline'))}")
         elif args.stage == "refine":
             scores = (f"held-aside frame IoU {_fmt(summary.get('val_iou'))} "
                       f"(the fusion alone {_fmt(summary.get('val_iou_fused'))})")

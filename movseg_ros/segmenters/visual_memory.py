@@ -93,6 +93,7 @@ class VisualMemorySegmenter:
     device = "cpu"
 
     def __init__(self, config: VisualMemoryConfig = VisualMemoryConfig()) -> None:
+        from movseg_ros.visual_memory.data import file_sha256
         from movseg_ros.visual_memory.mpnet import MotionPredictor
         from movseg_ros.visual_memory.network import load_memory
         from movseg_ros.visual_memory.predictor import OnlineMemory
@@ -103,6 +104,11 @@ class VisualMemorySegmenter:
         if config.memory:
             net, self.meta = load_memory(config.weights_path())
             self.memory = OnlineMemory(net, frozen=config.freeze)
+            learned_from = self.meta.get("mpnet_sha256")
+            if learned_from and learned_from != file_sha256(config.mpnet_path()):
+                log.warning("visual_memory: the memory %s learned from another MP-Net (sha256 %s) than %s; "
+                            "retrain it with this MP-Net (movseg train visual_memory --set mpnet=...)",
+                            config.weights_path(), learned_from[:12], config.mpnet_path())
             log.info("visual_memory: weights %s, MP-Net %s", config.weights_path(), config.mpnet_path())
         self.flow = DISFlow(DISFlowConfig(preset=config.flow_preset, scale=1.0))
         self.clock: StageClock | None = None  # `movseg bench stages` sets one

@@ -19,6 +19,7 @@ from torch import nn
 from tqdm import tqdm
 
 from movseg_ros.training.loop import LoopConfig, StagePlan, train_stage
+from movseg_ros.visual_memory.data import file_sha256
 from movseg_ros.tuning.data import HELD_ASIDE
 
 TERMS = ("online_bce", "offline_bce")
@@ -178,7 +179,8 @@ def plan(config: MemoryTrainConfig) -> StagePlan:
 
     meta = {"data": {"root": str(root), "sequences": names, "frames": sum(len(s) for s in train_seqs),
                      "held_aside": held, "work_width": config.work_width, "dis_preset": config.dis_preset},
-            "mpnet": str(config.mpnet), "run_length": config.run_length, "crop": list(config.crop),
+            "mpnet": str(config.mpnet), "mpnet_sha256": file_sha256(Path(config.mpnet)),
+            "run_length": config.run_length, "crop": list(config.crop),
             "augment": {"stop": config.stop, "static_start": config.static_start, "mirror": config.mirror},
             "init": "imagenet", "init_source": f"{src.distribution}=={src.version} ({src.licence}): {src.relative}",
             "licence": "trained on DAVIS-2016 (CC BY-NC 4.0): non-commercial use"}

@@ -49,9 +49,14 @@ def appearance_fingerprint(work_width: int) -> str:
     return hashlib.sha256(json.dumps([CACHE_VERSION, work_width, "imagenet"]).encode()).hexdigest()[:12]
 
 
+def file_sha256(path: Path) -> str:
+    """The file's SHA-256 (which MP-Net a memory learned from, recorded in its weights)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
 def motion_fingerprint(mpnet_file: Path, work_width: int, dis_preset: str) -> str:
     """What made a motion cache: MP-Net's file bytes, the work width and the flow preset."""
-    digest = hashlib.sha256(Path(mpnet_file).read_bytes()).hexdigest()[:16]
+    digest = file_sha256(mpnet_file)[:16]
     return hashlib.sha256(json.dumps([CACHE_VERSION, digest, work_width, dis_preset]).encode()).hexdigest()[:12]
 
 
