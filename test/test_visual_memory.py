@@ -186,7 +186,7 @@ def _scene_davis(root: Path) -> Path:
 
 
 @pytest.mark.timeout(240)
-def test_bptt_training_records_inputs_once_and_resumes_to_the_same_weights(tmp_path: Path) -> None:
+def test_bptt_training_records_inputs_once_and_resumes_to_the_same_weights(tmp_path: Path, capsys) -> None:
     data = _scene_davis(tmp_path / "davis")
     torch.manual_seed(0)
     save_mpnet(tmp_path / "mp.pt", MPNet(MPNetArch()).eval(), {})
@@ -211,6 +211,10 @@ def test_bptt_training_records_inputs_once_and_resumes_to_the_same_weights(tmp_p
     assert meta["data"]["sequences"] == ["a"] and meta["data"]["held_aside"] == ["b"] and "CC BY-NC 4.0" in meta["licence"]
     recorded[0].write_bytes(b"not a cache")
     assert main(base + ["--out-dir", str(tmp_path / "again")]) == 2
+    assert "a.npz" in capsys.readouterr().err
+    (data / "a" / "Annotations" / "00003.png").unlink()  # a broken sequence: a frame without its mask
+    assert main(base + ["--out-dir", str(tmp_path / "broken"), "--set", f"cache_dir={tmp_path / 'cache2'}"]) == 2
+    assert "00003.png" in capsys.readouterr().err
 
 
 def test_the_segmenter_runs_online_and_offline_and_names_a_missing_file(tmp_path: Path, caplog) -> None:
@@ -240,6 +244,14 @@ def test_the_segmenter_runs_online_and_offline_and_names_a_missing_file(tmp_path
             Pipeline(PipelineConfig.from_dict({"pipeline": "visual_memory", "visual_memory": missing}))
     with pytest.raises(ValueError, match="visual_memory.threshold"):
         PipelineConfig.from_dict({"pipeline": "visual_memory", "visual_memory": {"threshold": 2.0}})
+    with pytest.raises(ValueError, match="visual_memory.device 'gpu'"):
+        PipelineConfig.from_dict({"pipeline": "visual_memory", "visual_memory": {"device": "gpu"}})
+    auto = PipelineConfig.from_dict({"pipeline": "visual_memory", "visual_memory": {**settings, "device": "auto"}})
+    assert Pipeline(auto).device == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        cuda = PipelineConfig.from_dict({"pipeline": "visual_memory", "visual_memory": {**settings, "device": "cuda"}})
+        with pytest.raises(ValueError, match="visual_memory.device.*no CUDA"):
+            Pipeline(cuda)
 
 
 @pytest.mark.ros

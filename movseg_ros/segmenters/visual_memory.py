@@ -21,7 +21,7 @@ from movseg_ros.clip_buffer import ClipBuffer
 from movseg_ros.flow import DIS_PRESETS, DISFlow, DISFlowConfig
 from movseg_ros.frame import Frame
 from movseg_ros.paths import weights_file
-from movseg_ros.segmenters.base import Detection, SegmenterResult, resize_to_width
+from movseg_ros.segmenters.base import DEVICES, Detection, SegmenterResult, resize_to_width
 from movseg_ros.segmenters.regions import split_by_motion, upsample_region
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,8 @@ class VisualMemoryConfig:
     moving_min: float = 0.5  # a region whose MP-Net motion (90th percentile) is under this is static
     alpha_low: float = -1.0  # this pipeline's tracker alpha_low; < 0: tracker.alpha_low
     alpha_high: float = -1.0  # this pipeline's tracker alpha_high; < 0: tracker.alpha_high
-    freeze: bool = True  # TorchScript-frozen networks, one graph per frame size (about 3x faster appearance on CPU)
+    freeze: bool = True  # on the CPU: TorchScript-frozen networks, one graph per frame size (about 3x faster appearance)
+    device: str = "cpu"  # cpu | cuda | auto (CUDA when torch sees one)
 
     def __post_init__(self) -> None:
         if not 64 <= self.work_width <= 1920:
@@ -66,6 +67,8 @@ class VisualMemoryConfig:
         for name in ("alpha_low", "alpha_high"):
             if getattr(self, name) > 1.0:
                 raise ValueError(f"visual_memory.{name} must be <= 1 (< 0: the tracker's), got {getattr(self, name)}")
+        if self.device not in DEVICES:
+            raise ValueError(f"visual_memory.device '{self.device}' is not one of {', '.join(DEVICES)}")
 
     def weights_path(self) -> Path:
         return weights_file(self.weights, DEFAULT_WEIGHTS)
@@ -90,7 +93,6 @@ class VisualMemorySegmenter:
     name = "visual_memory"
     latency_frames = 0
     identities = False
-    device = "cpu"
 
     def __init__(self, config: VisualMemoryConfig = VisualMemoryConfig()) -> None:
         from movseg_ros.visual_memory.data import file_sha256
@@ -98,12 +100,20 @@ class VisualMemorySegmenter:
         from movseg_ros.visual_memory.network import load_memory
         from movseg_ros.visual_memory.predictor import OnlineMemory
 
+        from movseg_ros.accel import AcceleratorConfig
+
         self.config = config
-        self.mpnet = MotionPredictor(config.mpnet_path(), frozen=config.freeze)
+        try:
+            device = AcceleratorConfig(device=config.device).resolve_device()
+        except ValueError as e:
+            raise ValueError(f"visual_memory.device: {e}") from None
+        self.device = device.type
+        frozen = config.freeze and device.type == "cpu"  # on CUDA the networks run eager
+        self.mpnet = MotionPredictor(config.mpnet_path(), frozen=frozen, device=device)
         self.memory = None
         if config.memory:
             net, self.meta = load_memory(config.weights_path())
-            self.memory = OnlineMemory(net, frozen=config.freeze)
+            self.memory = OnlineMemory(net, frozen=frozen, device=device)
             learned_from = self.meta.get("mpnet_sha256")
             if learned_from and learned_from != file_sha256(config.mpnet_path()):
                 log.warning("visual_memory: the memory %s learned from another MP-Net (sha256 %s) than %s; "

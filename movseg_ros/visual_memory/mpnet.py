@@ -118,11 +118,12 @@ def load_mpnet(path) -> tuple[MPNet, dict]:
 
 
 class MotionPredictor:
-    """The trained MP-Net on the CPU: flow (H, W, 2) px at frame t -> P(independent motion) at stride 4."""
+    """The trained MP-Net (on `device`): flow (H, W, 2) px at frame t -> P(independent motion) at stride 4."""
 
-    def __init__(self, weights: str | Path, frozen: bool = False) -> None:
+    def __init__(self, weights: str | Path, frozen: bool = False, device: torch.device = torch.device("cpu")) -> None:
         self.model, self.meta = load_mpnet(weights)
-        self.weights = Path(weights)
+        self.model.to(device)
+        self.weights, self.device = Path(weights), device
         self._run = self.model
         if frozen:  # a TorchScript graph per flow size (the same outputs, faster on a CPU)
             from movseg_ros.visual_memory.frozen import PerShapeFrozen
@@ -132,5 +133,5 @@ class MotionPredictor:
     @torch.no_grad()
     def __call__(self, flow: np.ndarray) -> np.ndarray:
         """(ceil(H/4), ceil(W/4)) float32 probabilities."""
-        logits = self._run(field_tensor(flow)[None])
-        return torch.sigmoid(logits)[0, 0].numpy().astype(np.float32, copy=False)
+        logits = self._run(field_tensor(flow)[None].to(self.device))
+        return torch.sigmoid(logits)[0, 0].cpu().numpy().astype(np.float32, copy=False)
