@@ -91,7 +91,7 @@ def test_the_weights_file_round_trips_and_bad_files_are_named(tmp_path: Path) ->
 
 
 def test_frozen_graphs_give_the_eager_outputs_one_graph_per_shape() -> None:
-    from movseg_ros.visual_memory.frozen import MAX_SHAPES, PerShapeFrozen
+    from movseg_ros.accel.frozen import MAX_SHAPES, PerShapeFrozen
     from movseg_ros.visual_memory.network import AppearanceEncoder
 
     torch.manual_seed(0)

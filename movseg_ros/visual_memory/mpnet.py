@@ -126,7 +126,7 @@ class MotionPredictor:
         self.weights, self.device = Path(weights), device
         self._run = self.model
         if frozen:  # a TorchScript graph per flow size (the same outputs, faster on a CPU)
-            from movseg_ros.visual_memory.frozen import PerShapeFrozen
+            from movseg_ros.accel.frozen import PerShapeFrozen
 
             self._run = PerShapeFrozen(self.model)
 

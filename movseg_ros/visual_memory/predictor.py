@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from movseg_ros.visual_memory.frozen import PerShapeFrozen
+from movseg_ros.accel.frozen import PerShapeFrozen
 from movseg_ros.visual_memory.network import AppearanceEncoder, VisualMemoryNet
 
 
