@@ -19,6 +19,7 @@ from movseg_ros.refine.features import FEATURES, EvidenceMaps, stack_features
 from movseg_ros.refine.network import RefineArch, build_refine, load_refine, save_refine
 from movseg_ros.scene import SceneConfig, make_scene
 from movseg_ros.segmenters.geometric import GeometricConfig
+from scene_davis import scene_davis
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 CONFIG = Path(__file__).resolve().parent.parent / "config"
@@ -104,23 +105,9 @@ def test_bad_refine_settings_and_a_missing_file_are_named(tmp_path: Path) -> Non
     assert str(missing) in str(e.value) and "no such file" in str(e.value)
 
 
-def _scene_davis(root: Path) -> Path:
-    """The built-in scene as two DAVIS-layout sequences of 6 frames, the mover and the stopper as objects."""
-    scene = make_scene(SCENE)
-    for s, name in enumerate(("a", "b")):
-        (root / name / "JPEGImages").mkdir(parents=True)
-        (root / name / "Annotations").mkdir(parents=True)
-        for j in range(6):
-            t = 6 * s + j
-            cv2.imwrite(str(root / name / "JPEGImages" / f"{j:05d}.jpg"), cv2.cvtColor(scene.frames[t], cv2.COLOR_RGB2BGR))
-            mask = np.isin(scene.ids[t], [scene.roles["mover"], scene.roles["stopper"]]).astype(np.uint8) * 255
-            cv2.imwrite(str(root / name / "Annotations" / f"{j:05d}.png"), mask)
-    return root
-
-
 @pytest.mark.timeout(180)
 def test_training_records_maps_once_runs_and_resumes(tmp_path: Path) -> None:
-    data = _scene_davis(tmp_path / "davis")
+    data = scene_davis(tmp_path / "davis", SCENE)
     (tmp_path / "pipe.yaml").write_text("geometric:\n  appearance: none\n")
     cache = tmp_path / "cache"
     base = ["train", "refine", "--config", str(CONFIG / "train_refine_tiny.yaml"), "--set", f"data_root={data}",
@@ -144,7 +131,7 @@ def test_training_records_maps_once_runs_and_resumes(tmp_path: Path) -> None:
 
 
 def test_a_held_aside_sequence_the_data_lacks_is_named(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    data = _scene_davis(tmp_path / "davis")
+    data = scene_davis(tmp_path / "davis", SCENE)
     assert main(["train", "refine", "--config", str(CONFIG / "train_refine_tiny.yaml"), "--set", f"data_root={data}",
                  "--set", "held_aside=[zebra]", "--out-dir", str(tmp_path / "run")]) == 2
     assert "zebra" in capsys.readouterr().err

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 import torch
@@ -19,6 +18,7 @@ from movseg_ros.scene import SceneConfig, make_scene
 from movseg_ros.visual_memory.data import MemoryRuns, RunAugment, SequenceInputs
 from movseg_ros.visual_memory.mpnet import MPNet, MPNetArch, save_mpnet
 from movseg_ros.visual_memory.network import ConvGRUCell, MemoryArch, VisualMemoryNet, load_memory, save_memory
+from scene_davis import scene_davis
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 CONFIG = Path(__file__).resolve().parent.parent / "config"
@@ -171,23 +171,9 @@ def test_crops_are_one_window_at_every_stride() -> None:
         MemoryRuns([seq], 2, 4, crop=(8, 4))
 
 
-def _scene_davis(root: Path) -> Path:
-    """The built-in scene as two DAVIS-layout sequences of 6 frames, the mover and the stopper as objects."""
-    scene = make_scene(SCENE)
-    for s, name in enumerate(("a", "b")):
-        (root / name / "JPEGImages").mkdir(parents=True)
-        (root / name / "Annotations").mkdir(parents=True)
-        for j in range(6):
-            t = 6 * s + j
-            cv2.imwrite(str(root / name / "JPEGImages" / f"{j:05d}.jpg"), cv2.cvtColor(scene.frames[t], cv2.COLOR_RGB2BGR))
-            mask = np.isin(scene.ids[t], [scene.roles["mover"], scene.roles["stopper"]]).astype(np.uint8) * 255
-            cv2.imwrite(str(root / name / "Annotations" / f"{j:05d}.png"), mask)
-    return root
-
-
 @pytest.mark.timeout(240)
 def test_bptt_training_records_inputs_once_and_resumes_to_the_same_weights(tmp_path: Path, capsys) -> None:
-    data = _scene_davis(tmp_path / "davis")
+    data = scene_davis(tmp_path / "davis", SCENE)
     torch.manual_seed(0)
     save_mpnet(tmp_path / "mp.pt", MPNet(MPNetArch()).eval(), {})
     cache = tmp_path / "cache"

@@ -185,7 +185,9 @@ class VisualMemorySegmenter:
         cfg = self.config
         prob = self.probability(maps, logits)
         h, w = prob.shape
-        motion = cv2.resize(maps.motion.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+        motion = None  # MP-Net's map at the work size: which regions move (MP-Net alone: every one)
+        if logits is not None:
+            motion = cv2.resize(maps.motion.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
         m = cv2.morphologyEx((prob > cfg.threshold).astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
         n, lab, stats, _ = cv2.connectedComponentsWithStats(m, connectivity=8)
         min_px = cfg.min_area * h * w
@@ -197,6 +199,6 @@ class VisualMemorySegmenter:
             region = lab[y:y + bh, x:x + bw] == i
             for part in split_by_motion(region, maps.flow[y:y + bh, x:x + bw], cfg.split_min_px, max(1.0, min_px)):
                 score = float(np.percentile(prob[y:y + bh, x:x + bw][part], 90))
-                moved = logits is None or float(np.percentile(motion[y:y + bh, x:x + bw][part], 90)) >= cfg.moving_min
+                moved = motion is None or float(np.percentile(motion[y:y + bh, x:x + bw][part], 90)) >= cfg.moving_min
                 dets.append(Detection(upsample_region(part, (x, y), (h, w), frame.size), score, moved))
         return dets

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -21,6 +20,7 @@ from torch.utils.data import Dataset
 from movseg_ros.flow import DIS_PRESETS
 from movseg_ros.synth.config import PRESETS, SynthConfig, preset
 from movseg_ros.training.loop import LoopConfig, StagePlan, train_stage
+from movseg_ros.training.mask_terms import held_out_iou, soft_dice
 from movseg_ros.tuning.data import HELD_ASIDE
 
 TERMS = ("bce", "dice")
@@ -101,30 +101,10 @@ def _losses(config: MPNetTrainConfig):
         mask = F.interpolate(batch["mask"].to(device), size=tuple(logits.shape[-2:]), mode="area")
         out = {"bce": F.binary_cross_entropy_with_logits(logits, mask)}
         if config.dice_weight > 0:
-            p = torch.sigmoid(logits)
-            inter = (p * mask).sum((1, 2, 3))
-            dice = 1 - (2 * inter + 1) / (p.sum((1, 2, 3)) + mask.sum((1, 2, 3)) + 1)
-            out["dice"] = config.dice_weight * dice.mean()
+            out["dice"] = config.dice_weight * soft_dice(logits, mask)
         return out
 
     return losses
-
-
-@torch.no_grad()
-def held_out_iou(model: nn.Module, items: list[dict[str, Any]], device: torch.device) -> dict[str, Any]:
-    """Mean per-frame IoU of p > 0.5 (upsampled to the work size) against the mask on held-aside frames."""
-    was = model.training
-    model.eval()
-    ious = []
-    for item in items:
-        logits = model(item["field"][None].to(device))
-        p = F.interpolate(torch.sigmoid(logits), size=item["mask"].shape[-2:], mode="bilinear", align_corners=False)
-        pred, truth = (p[0, 0] > 0.5).cpu().numpy(), item["mask"][0].numpy() > 0.5
-        union = np.count_nonzero(pred | truth)
-        if union:
-            ious.append(np.count_nonzero(pred & truth) / union)
-    model.train(was)
-    return {"val_iou": float(np.mean(ious)) if ious else None}
 
 
 def _davis(config: MPNetTrainConfig, train: bool) -> Dataset:
@@ -172,7 +152,7 @@ def plan(config: MPNetTrainConfig) -> StagePlan:
         meta["licence"] = LICENCE
     return StagePlan(stage="mpnet", model=model, phases=[(first, makers[name]()) for first, name in phases],
                      collate=collate_motion, losses=_losses(config), save=save, export_path=config.export_path(),
-                     terms=TERMS, val=val, score=held_out_iou, plot_keys=("loss", "bce", "dice", "val_iou"), meta=meta)
+                     terms=TERMS, val=val, score=held_out_iou("field"), plot_keys=("loss", "bce", "dice", "val_iou"), meta=meta)
 
 
 def train(config: MPNetTrainConfig, command: str = "") -> dict[str, Any]:

@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from movseg_ros.training.loop import LoopConfig, StagePlan, train_stage
+from movseg_ros.training.mask_terms import held_out_iou, soft_dice
 from movseg_ros.tuning.data import HELD_ASIDE
 
 TERMS = ("mask_bce", "mask_dice", "teacher_bce")
@@ -67,32 +67,13 @@ def _losses(config: SaliencyTrainConfig):
         mask = F.interpolate(batch["mask"].to(device), size=size, mode="area")
         teacher = F.interpolate(batch["teacher"].to(device), size=size, mode="area")
         out = {"mask_bce": F.binary_cross_entropy_with_logits(logits, mask)}
-        p = torch.sigmoid(logits)
-        inter = (p * mask).sum((1, 2, 3))
-        out["mask_dice"] = config.dice_weight * (1 - (2 * inter + 1) / (p.sum((1, 2, 3)) + mask.sum((1, 2, 3)) + 1)).mean()
+        out["mask_dice"] = config.dice_weight * soft_dice(logits, mask)
         has = teacher[:, 0, 0, 0] >= 0
         if has.any():
             out["teacher_bce"] = config.teacher_weight * F.binary_cross_entropy_with_logits(logits[has], teacher[has])
         return out
 
     return losses
-
-
-@torch.no_grad()
-def held_out_iou(model: nn.Module, items: list[dict[str, Any]], device: torch.device) -> dict[str, Any]:
-    """Mean IoU of the thresholded map (p > 0.5) against the mask on held-aside frames."""
-    was = model.training
-    model.eval()
-    ious = []
-    for item in items:
-        logits = model(item["image"][None].to(device))
-        p = F.interpolate(torch.sigmoid(logits), size=item["mask"].shape[-2:], mode="bilinear", align_corners=False)[0, 0]
-        pred, truth = (p > 0.5).cpu().numpy(), item["mask"][0].numpy() > 0.5
-        union = np.count_nonzero(pred | truth)
-        if union:
-            ious.append(np.count_nonzero(pred & truth) / union)
-    model.train(was)
-    return {"val_iou": float(np.mean(ious)) if ious else None}
 
 
 def plan(config: SaliencyTrainConfig) -> StagePlan:
@@ -123,7 +104,7 @@ def plan(config: SaliencyTrainConfig) -> StagePlan:
             "licence": "trained on DAVIS-2016 (CC BY-NC 4.0): non-commercial use"}
     return StagePlan(stage="saliency", model=model, phases=[(0, train)], collate=collate_frames,
                      losses=_losses(config), save=save, export_path=config.export_path(), terms=TERMS,
-                     val=val, score=held_out_iou, plot_keys=("loss", "mask_bce", "teacher_bce", "val_iou"),
+                     val=val, score=held_out_iou("image"), plot_keys=("loss", "mask_bce", "teacher_bce", "val_iou"),
                      frozen=frozen, meta=meta)
 
 
