@@ -6,8 +6,6 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Iterator
 
-import cv2
-
 from movseg_ros.frame import Frame
 
 FULL_FRAMES = 2  # the newest frames kept at full size: the segmenters and the tracker's motion need two
@@ -91,8 +89,6 @@ class ClipBuffer:
 def thumbnail(frame: Frame, width: int) -> Frame:
     """`frame` shrunk to at most `width` pixels wide (aspect kept), same stamp, id and index; its depth,
     intrinsics and rotation are let go (only the newest frames' are read)."""
-    h, w = frame.size
-    if w <= width:
+    if frame.size[1] <= width:
         return frame
-    small = cv2.resize(frame.image, (width, max(1, round(h * width / w))), interpolation=cv2.INTER_AREA)
-    return Frame(small, frame.stamp_ns, frame.frame_id, frame.index)
+    return Frame(frame.at_width(width), frame.stamp_ns, frame.frame_id, frame.index)

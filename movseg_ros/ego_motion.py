@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import cv2
@@ -118,10 +119,18 @@ def _support(hom: np.ndarray, src: np.ndarray, dst: np.ndarray, where: np.ndarra
     return float(_fits(hom, src[where], dst[where], threshold).mean()) if where.any() else 0.0
 
 
+@functools.lru_cache(maxsize=4)
+def pixel_grid(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y) of every pixel of an image of `shape` (float32, read-only), made once per size."""
+    gy, gx = np.mgrid[0:shape[0], 0:shape[1]].astype(np.float32)
+    gx.flags.writeable = False
+    gy.flags.writeable = False
+    return gx, gy
+
+
 def predicted_flow(homography: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """Displacement that `homography` gives every pixel of an image of `shape` (HxWx2 float32)."""
-    h, w = shape
-    gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
+    gx, gy = pixel_grid(shape)
     hm = homography.astype(np.float32)
     den = hm[2, 0] * gx + hm[2, 1] * gy + hm[2, 2]
     px = (hm[0, 0] * gx + hm[0, 1] * gy + hm[0, 2]) / den

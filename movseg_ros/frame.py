@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
 from movseg_ros.camera_model import Intrinsics
+
+
+def width_size(size: tuple[int, int], width: int) -> tuple[int, int]:
+    """(w, h) of an image of `size` (h, w) brought to `width`: aspect kept, never enlarged, at least 8 px high."""
+    h0, w0 = size
+    w = min(width, w0)
+    return w, max(8, int(round(h0 * w / w0)))
 
 
 @dataclass(frozen=True)
@@ -28,6 +36,7 @@ class Frame:
     intrinsics: Intrinsics | None = None
     rotation: np.ndarray | None = None
     gap_before: int = 0
+    _at_width: dict[int, np.ndarray] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         img = self.image
@@ -50,3 +59,13 @@ class Frame:
     def size(self) -> tuple[int, int]:
         """(height, width)."""
         return int(self.image.shape[0]), int(self.image.shape[1])
+
+    def at_width(self, width: int) -> np.ndarray:
+        """The image at `width` (aspect kept, never enlarged, at least 8 px high; INTER_AREA), made once per
+        width: the segmenter's work image and the buffer's thumbnail of the same frame are one resize."""
+        image = self._at_width.get(width)
+        if image is None:
+            w, h = width_size(self.size, width)
+            image = self.image if (h, w) == self.size else cv2.resize(self.image, (w, h), interpolation=cv2.INTER_AREA)
+            self._at_width[width] = image
+        return image

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 from core_helpers import blank_frame
@@ -143,6 +144,20 @@ def test_frames_older_than_the_newest_two_are_kept_at_the_work_width() -> None:
     for i in range(4):
         small.push(blank_frame(i, shape=(120, 160)))
     assert all(f.size == (120, 160) for f in small)  # never enlarged
+
+
+def test_a_frame_is_resized_once_per_width_and_the_buffer_reuses_it() -> None:
+    big = np.random.default_rng(1).integers(0, 256, (480, 640, 3), np.uint8)
+    frame = Frame(big, stamp_ns=1)
+    work = frame.at_width(424)
+    assert work.shape == (318, 424, 3)
+    assert np.array_equal(work, cv2.resize(big, (424, 318), interpolation=cv2.INTER_AREA))
+    assert frame.at_width(424) is work  # made once
+    assert frame.at_width(640) is big and frame.at_width(2000) is big  # never enlarged
+    buf = ClipBuffer(4, thumb_width=424)
+    for i in range(3):
+        buf.push(frame if i == 0 else Frame(big, stamp_ns=i + 1))
+    assert buf[0].image is work  # the thumbnail is the segmenter's work image, not a second resize
 
 
 def test_frame_extras_must_match_the_image() -> None:

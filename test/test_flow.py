@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from core_helpers import textured, translate
 
-from movseg_ros.flow import DISFlow, DISFlowConfig, flow_to_image
+from movseg_ros.flow import SPARSE_MIN_PIXELS, DISFlow, DISFlowConfig, flow_to_image, make_dis
 
 MARGIN = 24  # pixels near the border see content that came in from outside
 
@@ -66,9 +66,30 @@ def test_local_motion_shows_only_where_the_patch_moved(image: np.ndarray) -> Non
     assert np.abs(outside).max(axis=(0, 1)).max() < 1.0
 
 
-@pytest.mark.parametrize("preset", ["ultrafast", "fast", "medium"])
+@pytest.mark.parametrize("preset", ["ultrafast", "fast", "balanced", "medium"])
 def test_known_presets_are_accepted(preset: str) -> None:
     assert DISFlow(DISFlowConfig(preset=preset)).config.preset == preset
+
+
+def test_balanced_is_medium_with_sparser_patches_and_fewer_refinement_passes_on_large_images(image: np.ndarray) -> None:
+    medium, balanced = make_dis("medium", SPARSE_MIN_PIXELS), make_dis("balanced", SPARSE_MIN_PIXELS)
+    assert (medium.getPatchStride(), medium.getVariationalRefinementIterations()) == (3, 5)
+    assert (balanced.getPatchStride(), balanced.getVariationalRefinementIterations()) == (4, 2)
+    assert (balanced.getFinestScale(), balanced.getGradientDescentIterations()) == (
+        medium.getFinestScale(), medium.getGradientDescentIterations())
+    small = make_dis("balanced", SPARSE_MIN_PIXELS - 1)  # small images: medium itself
+    assert (small.getPatchStride(), small.getVariationalRefinementIterations()) == (3, 5)
+
+
+def test_balanced_flow_is_medium_below_the_size_and_still_accurate_above(image: np.ndarray) -> None:
+    shifted = translate(image, 2.3, -1.7)  # 320x240: under SPARSE_MIN_PIXELS
+    balanced, medium = DISFlow(DISFlowConfig(preset="balanced", scale=1.0)), DISFlow(DISFlowConfig(preset="medium", scale=1.0))
+    assert np.array_equal(balanced(image, shifted), medium(image, shifted))
+    big = cv2.resize(image, (480, 360), interpolation=cv2.INTER_LINEAR)
+    big_shifted = translate(big, 2.3, -1.7)
+    flow = balanced(big, big_shifted)
+    assert not np.array_equal(flow, medium(big, big_shifted))
+    assert interior_epe(flow, (2.3, -1.7)) < 0.3
 
 
 def test_unknown_preset_is_rejected() -> None:

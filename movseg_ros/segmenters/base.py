@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 
 from movseg_ros.clip_buffer import ClipBuffer
-from movseg_ros.frame import Frame
+from movseg_ros.frame import Frame, width_size
 
 
 @dataclass
@@ -93,7 +93,4 @@ def check_runtime_settings(prefix: str, device: str, accelerator: str, precision
 
 def resize_to_width(image: np.ndarray, width: int) -> np.ndarray:
     """The frame at a segmenter's work width (never enlarged; aspect kept, at least 8 px high)."""
-    h0, w0 = image.shape[:2]
-    w = min(width, w0)
-    h = max(8, int(round(h0 * w / w0)))
-    return cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
+    return cv2.resize(image, width_size(image.shape[:2], width), interpolation=cv2.INTER_AREA)

@@ -9,14 +9,13 @@ import numpy as np
 
 from movseg_ros.bench.stage_clock import StageClock, timed
 from movseg_ros.clip_buffer import ClipBuffer
-from movseg_ros.ego_motion import PRIOR_GATE, EgoMotion, rescale_homography
+from movseg_ros.ego_motion import PRIOR_GATE, EgoMotion, pixel_grid, rescale_homography
 from movseg_ros.flow import DISFlow, DISFlowConfig
 from movseg_ros.frame import Frame
 from movseg_ros.refine.features import EvidenceMaps
 from movseg_ros.rotation_prior import rotation_homography
 from movseg_ros.segmenters.appearance_fusion import FusionSettings, fuse_saliency
-from movseg_ros.segmenters.base import (DEVICES, Detection, MotionContext, SegmenterResult, check_runtime_settings,
-                                        resize_to_width)
+from movseg_ros.segmenters.base import DEVICES, Detection, MotionContext, SegmenterResult, check_runtime_settings
 from movseg_ros.segmenters.regions import split_by_motion, upsample_region
 
 
@@ -30,7 +29,7 @@ class GeometricConfig:
     """Settings of the geometric segmenter (work resolution, flow, thresholds)."""
 
     work_width: int = 424  # frames are processed at this width (aspect kept)
-    flow_preset: str = "medium"
+    flow_preset: str = "balanced"  # DIS: ultrafast | fast | balanced | medium (balanced: medium's J at half its time)
     flow_method: str = "dis"  # dis (OpenCV, CPU) | raft (learned; needs flow_weights)
     flow_weights: str = ""  # RAFT weights file (our checkpoint or a torchvision state dict); required for raft
     raft_arch: str = "raft_small"  # raft_small | raft_large (must match flow_weights)
@@ -136,7 +135,6 @@ class GeometricSegmenter:
         self.clock: StageClock | None = None  # `movseg bench stages` sets one to time flow and ego-motion
         self.last_residual: np.ndarray | None = None  # latest flow minus ego flow (work size), for `movseg bench egomotion`
         self.last_maps: EvidenceMaps | None = None  # latest frame's maps (the refinement's input; its training data)
-        self._grid: tuple[np.ndarray, np.ndarray] | None = None  # (x, y) of every work pixel, for the current size
         self.reset()
 
     def flush(self) -> list[SegmenterResult]:
@@ -155,7 +153,7 @@ class GeometricSegmenter:
 
     def process(self, buffer: ClipBuffer) -> list[SegmenterResult]:
         frame = buffer.newest
-        small_rgb = resize_to_width(frame.image, self.config.work_width)
+        small_rgb = frame.at_width(self.config.work_width)
         h, w = small_rgb.shape[:2]
         h0, w0 = frame.size
         grey = cv2.cvtColor(small_rgb, cv2.COLOR_RGB2GRAY)
@@ -171,7 +169,7 @@ class GeometricSegmenter:
             return [SegmenterResult(frame)]
         with timed(self.clock, "flow"):
             flow = self._flow(grey, prev, small_rgb, prev_rgb)  # current -> previous: where each pixel came from
-        gx, gy = self._pixel_grid(h, w)
+        gx, gy = pixel_grid((h, w))
         map_x, map_y = gx + flow[..., 0], gy + flow[..., 1]  # each pixel's place in the previous frame
         carried = None  # last frame's probability map, moved along the flow to this frame
         if self._prob is not None:
@@ -217,13 +215,6 @@ class GeometricSegmenter:
         dets = _instances(prob, residual, (h0, w0), self.config) + static
         to_current = rescale_homography(np.linalg.inv(ego.homography), (h, w), (h0, w0))
         return [SegmenterResult(frame, dets, MotionContext(buffer[-2].image, frame.image, to_current))]
-
-    def _pixel_grid(self, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
-        """Each work pixel's x and y (float32), made once per work size rather than every frame."""
-        if self._grid is None or self._grid[0].shape != (h, w):
-            gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
-            self._grid = (gx, gy)
-        return self._grid
 
     def _ego_motion(self, flow: np.ndarray, known: np.ndarray | None, prior: np.ndarray | None) -> EgoMotion:
         """The camera's motion in the flow: none for a static camera, else fitted to the flow, starting from
@@ -279,11 +270,13 @@ class GeometricSegmenter:
         Histograms (16 bins a channel) come from confident motion pixels and are smoothed over
         time; colour may raise the probability only near motion, and may lower it anywhere.
         """
-        q = ((rgb[..., 0] >> 4).astype(np.int32) << 8) | ((rgb[..., 1] >> 4).astype(np.int32) << 4) | (rgb[..., 2] >> 4)
+        q = (rgb[..., 0] >> 4).astype(np.uint16) << 8  # the 4096-bin colour of each pixel
+        q |= (rgb[..., 1] >> 4).astype(np.uint16) << 4
+        q |= rgb[..., 2] >> 4
         q = q.ravel()
         p = prob.ravel()
-        fg = np.bincount(q, weights=(p > 0.6).astype(np.float64), minlength=4096)
-        bg = np.bincount(q, weights=(p < 0.2).astype(np.float64), minlength=4096)
+        fg = np.bincount(q[p > 0.6], minlength=4096).astype(np.float64)
+        bg = np.bincount(q[p < 0.2], minlength=4096).astype(np.float64)
         if fg.sum() < 20:
             return prob
         fg /= fg.sum()
@@ -294,7 +287,7 @@ class GeometricSegmenter:
             bg = m * self._hist[1] + (1 - m) * bg
         self._hist = (fg, bg)
         # the colour term of each of the 4096 bins, then one lookup a pixel (rather than the sums a pixel)
-        colour = self.config.colour_weight * _logit((fg + 1e-4) / (fg + bg + 2e-4))
+        colour = (self.config.colour_weight * _logit((fg + 1e-4) / (fg + bg + 2e-4))).astype(np.float32)
         reach = 2 * self.config.colour_reach + 1
         near = cv2.dilate((prob > 0.5).astype(np.uint8), np.ones((reach, reach), np.uint8)) > 0
         fused = _sigmoid(_logit(prob) + colour[q].reshape(prob.shape))

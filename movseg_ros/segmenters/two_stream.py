@@ -21,7 +21,7 @@ from movseg_ros.bench.stage_clock import StageClock, timed
 from movseg_ros.clip_buffer import ClipBuffer
 from movseg_ros.flow import DIS_PRESETS, DISFlow, DISFlowConfig
 from movseg_ros.paths import weights_file
-from movseg_ros.segmenters.base import Detection, SegmenterResult, check_runtime_settings, resize_to_width
+from movseg_ros.segmenters.base import Detection, SegmenterResult, check_runtime_settings
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ class TwoStreamConfig:
 
     weights: str = ""  # two-stream weights file ("" = the shipped models/two_stream_mobilenet_v2.pt)
     work_width: int = 320  # frames are processed at this width (aspect kept)
-    flow_preset: str = "medium"  # DIS optical flow preset: ultrafast, fast or medium
+    flow_preset: str = "medium"  # DIS optical flow preset: ultrafast, fast, balanced or medium
     min_score: float = 0.5  # detections scoring below this are not passed on
     max_detections: int = 20  # most detections a frame, per branch
     static_branch: bool = True  # objectness predictions continue tracks of objects that stopped
@@ -110,7 +110,7 @@ class TwoStreamSegmenter:
         from movseg_ros.two_stream.inputs import flow_tensor, model_input, rgb_tensor
 
         frame = buffer.newest
-        small = resize_to_width(frame.image, self.config.work_width)
+        small = frame.at_width(self.config.work_width)
         h, w = small.shape[:2]
         h0, w0 = frame.size
         grey = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)

@@ -38,7 +38,7 @@ class VisualMemoryConfig:
     mpnet_weights: str = ""  # MP-Net weights ("" = the shipped models/mpnet.pt)
     memory: bool = True  # false: MP-Net's map alone, every region moving
     work_width: int = 320  # frames are processed at this width (aspect kept)
-    flow_preset: str = "medium"  # DIS optical flow preset: ultrafast, fast or medium
+    flow_preset: str = "medium"  # DIS optical flow preset: ultrafast, fast, balanced or medium
     threshold: float = 0.5  # map probability above which a pixel is the object's
     refine_radius: int = 4  # guided-filter radius (work pixels) snapping the map to image edges; 0 = off
     refine_eps: float = 0.002
