@@ -78,7 +78,7 @@ def object_geometry(mask: np.ndarray, depth_m: np.ndarray, k: Intrinsics, min_po
     mask's median depth from it are dropped first: a mask's edge bleeding onto the far background (or a
     nearer occluder) must not drag the centroid; the object is taken to cover most of its mask."""
     _check_shapes(mask, depth_m, k, "mask")
-    vs, us = np.nonzero(mask)
+    vs, us = _nonzero_in_box(mask)
     z = depth_m[vs, us]
     known = np.isfinite(z)
     vs, us, z = vs[known], us[known], z[known]
@@ -168,6 +168,17 @@ def sample_points(label_map: np.ndarray, ids: Iterable[int], depth_m: np.ndarray
     vs, us = vs * stride, us * stride
     pts = backproject(us, vs, depth_m[vs, us], k)
     return np.concatenate([pts, label_map[vs, us].astype(np.float32)[:, None]], axis=1)
+
+
+def _nonzero_in_box(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """np.nonzero(mask), searched only within the mask's bounding box (a track covers a small part of a frame)."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return np.zeros(0, np.intp), np.zeros(0, np.intp)
+    cols = np.flatnonzero(mask.any(axis=0))
+    y0, x0 = rows[0], cols[0]
+    vs, us = np.nonzero(mask[y0:rows[-1] + 1, x0:cols[-1] + 1])
+    return vs + y0, us + x0
 
 
 def _check_shapes(image: np.ndarray, depth_m: np.ndarray, k: Intrinsics, name: str) -> None:

@@ -74,14 +74,21 @@ def mask_box(mask: np.ndarray) -> tuple[int, int, int, int]:
 
 
 def mask_iou_matrix(a: list[np.ndarray], b: list[np.ndarray]) -> np.ndarray:
-    """Pairwise IoU of two lists of same-size boolean masks."""
+    """Pairwise IoU of two lists of same-size boolean masks (each 2-D, or a stack of them)."""
     out = np.zeros((len(a), len(b)), np.float64)
     if not a or not b:
         return out
-    fa = np.stack([m.ravel() for m in a]).astype(np.float32)
-    fb = np.stack([m.ravel() for m in b]).astype(np.float32)
-    inter = fa @ fb.T
-    union = fa.sum(1)[:, None] + fb.sum(1)[None, :] - inter
+    a, b = [m.reshape(-1, m.shape[-1]) for m in a], [m.reshape(-1, m.shape[-1]) for m in b]  # (T, H, W) clips as rows
+    box_a, box_b = [mask_box(m) for m in a], [mask_box(m) for m in b]
+    inter = np.zeros((len(a), len(b)), np.float32)
+    for i, (ma, (ax0, ay0, ax1, ay1)) in enumerate(zip(a, box_a)):
+        for j, (mb, (bx0, by0, bx1, by1)) in enumerate(zip(b, box_b)):
+            x0, y0, x1, y1 = max(ax0, bx0), max(ay0, by0), min(ax1, bx1), min(ay1, by1)
+            if x1 > x0 and y1 > y0:  # only where the two boxes overlap can the masks
+                inter[i, j] = np.count_nonzero(ma[y0:y1, x0:x1] & mb[y0:y1, x0:x1])
+    area_a = np.array([np.count_nonzero(m) for m in a], np.float32)
+    area_b = np.array([np.count_nonzero(m) for m in b], np.float32)
+    union = area_a[:, None] + area_b[None, :] - inter
     np.divide(inter, union, out=out, where=union > 0)
     return out
 

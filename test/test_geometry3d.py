@@ -236,3 +236,12 @@ def test_the_camera_rotation_drops_out_of_the_velocity() -> None:
     v_comp = compensated.update(100_000_000, {1: m1}, d1, k, rotation=turn)[1].velocity
     assert np.linalg.norm(v_plain) > 1.0  # the camera's turn alone looks like 1.5 m/s
     assert np.linalg.norm(v_comp) < 0.2 * np.linalg.norm(v_plain), (v_plain, v_comp)
+
+
+def test_a_mask_s_pixels_are_found_within_its_box_exactly_as_in_the_whole_image() -> None:
+    from movseg_ros.geometry3d import _nonzero_in_box
+
+    rng = np.random.default_rng(5)
+    for mask in (rng.random((48, 64)) < 0.01, np.zeros((48, 64), bool), np.pad(np.ones((3, 5), bool), ((40, 5), (0, 59)))):
+        got, want = _nonzero_in_box(mask), np.nonzero(mask)
+        assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])

@@ -52,6 +52,21 @@ def test_mask_iou_matrix_pairs_every_mask() -> None:
     assert mask_iou_matrix([], b).shape == (0, 3)
 
 
+def test_mask_iou_matrix_equals_the_iou_of_whole_masks_for_scattered_masks() -> None:
+    rng = np.random.default_rng(3)
+    masks = [rng.random(SHAPE) < 0.02, np.zeros(SHAPE, bool)]  # pixels everywhere; nothing
+    for x0, y0, x1, y1 in ((0, 0, 40, 30), (30, 20, 90, 70), (70, 60, 100, 80), (5, 50, 20, 79)):
+        masks.append(rect(SHAPE, x0, y0, x1, y1) & (rng.random(SHAPE) < 0.7))
+    m = mask_iou_matrix(masks, masks[::-1])
+    for i, a in enumerate(masks):
+        for j, b in enumerate(masks[::-1]):
+            union = np.count_nonzero(a | b)
+            assert m[i, j] == pytest.approx(np.count_nonzero(a & b) / union if union else 0.0, rel=1e-6)
+    clip_a, clip_b = np.stack(masks[2:4]), np.stack(masks[3:5])  # stacks of frames (stem_seg's clips) too
+    want = np.count_nonzero(clip_a & clip_b) / np.count_nonzero(clip_a | clip_b)
+    assert mask_iou_matrix([clip_a], [clip_b])[0, 0] == pytest.approx(want, rel=1e-6)
+
+
 def test_hungarian_maximises_total_iou_where_greedy_would_not() -> None:
     # Greedy would pair track 0 with detection 1 (0.6, the best single pair) and leave track 1
     # without a match; the optimal assignment is 0-0 and 1-1 (0.5 + 0.55).
