@@ -175,17 +175,20 @@ class GeometricSegmenter:
         if self._prob is not None:
             carried = cv2.remap(self._prob, map_x, map_y, cv2.INTER_LINEAR, borderValue=0)
         known = None if carried is None else carried > 0.5  # where last frame's objects are now
-        prior = None if self.config.static_camera else _rotation_prior(frame, (h, w))
-        with timed(self.clock, "ego_motion"):
-            ego = self._ego_motion(flow, known, prior)
-        residual = self.last_residual = flow - ego.flow
-        evidence, motion_z = self._evidence(residual, known, prior is not None)
         fb_fail = np.zeros((h, w), bool)
         if self.config.fb_check > 0:
             with timed(self.clock, "flow"):
                 back = self._flow(prev, grey, prev_rgb, small_rgb)  # previous -> current
             fb_fail = ~self._consistent(flow, cv2.remap(back, map_x, map_y, cv2.INTER_LINEAR))
-            evidence[fb_fail] = 0.0
+        # pixels whose flow is not to be trusted about the camera: last frame's objects, and flow that fails
+        # the forward-backward check (water, sky, occlusions); they neither vote for it nor set the spread
+        untrusted = fb_fail if known is None else known | fb_fail
+        prior = None if self.config.static_camera else _rotation_prior(frame, (h, w))
+        with timed(self.clock, "ego_motion"):
+            ego = self._ego_motion(flow, untrusted, prior)
+        residual = self.last_residual = flow - ego.flow
+        evidence, motion_z = self._evidence(residual, untrusted, prior is not None)
+        evidence[fb_fail] = 0.0
         prob = evidence if carried is None else (1 - self.config.memory) * evidence + self.config.memory * carried
         self._prob = prob
         if self.config.colour_weight > 0:
