@@ -130,12 +130,19 @@ def pixel_grid(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
 
 def predicted_flow(homography: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """Displacement that `homography` gives every pixel of an image of `shape` (HxWx2 float32)."""
-    gx, gy = pixel_grid(shape)
+    h, w = shape
+    x = np.arange(w, dtype=np.float32)[None, :]
+    y = np.arange(h, dtype=np.float32)[:, None]
     hm = homography.astype(np.float32)
-    den = hm[2, 0] * gx + hm[2, 1] * gy + hm[2, 2]
-    px = (hm[0, 0] * gx + hm[0, 1] * gy + hm[0, 2]) / den
-    py = (hm[1, 0] * gx + hm[1, 1] * gy + hm[1, 2]) / den
-    return np.dstack([px - gx, py - gy])
+    # each row of the homography is a term in x plus a term in y: one image-sized sum each, from a row and a column
+    den = hm[2, 0] * x + (hm[2, 1] * y + hm[2, 2])
+    px = hm[0, 0] * x + (hm[0, 1] * y + hm[0, 2])
+    px /= den
+    px -= x
+    py = hm[1, 0] * x + (hm[1, 1] * y + hm[1, 2])
+    py /= den
+    py -= y
+    return cv2.merge([px, py])
 
 
 def rescale_homography(homography: np.ndarray, from_size: tuple[int, int], to_size: tuple[int, int]) -> np.ndarray:

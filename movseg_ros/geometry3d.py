@@ -19,6 +19,7 @@ from movseg_ros.camera_model import Intrinsics
 from movseg_ros.safe_text import printable
 
 DEPTH_ENCODINGS = ("16UC1", "32FC1")  # REP-118: millimetres in uint16 (0 unknown), metres in float32
+GEOMETRY_SAMPLES = 8192  # a track's depth median and extent come from at most this many of its pixels, evenly spread
 
 
 def depth_to_metres(pixels: np.ndarray, encoding: str) -> np.ndarray:
@@ -82,17 +83,23 @@ def object_geometry(mask: np.ndarray, depth_m: np.ndarray, k: Intrinsics, min_po
     z = depth_m[vs, us]
     known = np.isfinite(z)
     vs, us, z = vs[known], us[known], z[known]
+    # a large mask's median and percentiles come from an even sample of its pixels (a bounded cost); its
+    # centroid from all of them, since velocities difference centroids and a sample's jitter would show there
+    step = max(1, -(-z.size // GEOMETRY_SAMPLES))
     if z.size:
-        middle = np.median(z)
+        middle = np.median(z[::step])
         near = np.abs(z - middle) <= depth_band * middle
         vs, us, z = vs[near], us[near], z[near]
     if z.size < min_points:
         return _invalid(int(z.size))
-    pts = backproject(us, vs, z, k)
+    z64 = z.astype(np.float64)
+    mean_z = z64.mean()
+    centroid = np.array([(np.dot(us, z64) / z.size - k.cx * mean_z) / k.fx,
+                         (np.dot(vs, z64) / z.size - k.cy * mean_z) / k.fy, mean_z])
+    pts = backproject(us[::step], vs[::step], z[::step], k)
     low, high = np.percentile(pts, [5.0, 95.0], axis=0)
-    return Object3D(centroid=pts.mean(axis=0, dtype=np.float64).astype(np.float32),
-                    extent=(high - low).astype(np.float32), velocity=np.zeros(3, np.float32), valid=True,
-                    points=int(z.size))
+    return Object3D(centroid=centroid.astype(np.float32), extent=(high - low).astype(np.float32),
+                    velocity=np.zeros(3, np.float32), valid=True, points=int(z.size))
 
 
 class Track3DEstimator:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from movseg_ros.ego_motion import EgoMotion, predicted_flow, rescale_homography
@@ -62,3 +63,13 @@ def test_rescaled_homography_predicts_the_same_motion_at_another_size() -> None:
     small = predicted_flow(zoom, (H, W))
     big = predicted_flow(rescale_homography(zoom, (H, W), (2 * H, 2 * W)), (2 * H, 2 * W))
     assert np.allclose(big[::2, ::2], 2 * small, atol=1e-3)
+
+
+def test_predicted_flow_is_the_homography_at_every_pixel() -> None:
+    hom = np.array([[1.02, 0.01, 3.5], [-0.015, 0.98, -2.0], [2e-5, -3e-5, 1.0]])
+    flow = predicted_flow(hom, (30, 40))
+    ys, xs = np.mgrid[0:30, 0:40].astype(np.float64)
+    points = np.stack([xs, ys], -1).reshape(1, -1, 2)
+    moved = cv2.perspectiveTransform(points, hom).reshape(30, 40, 2)
+    assert flow.shape == (30, 40, 2) and flow.dtype == np.float32
+    assert np.allclose(flow, moved - np.stack([xs, ys], -1), atol=1e-4)

@@ -210,3 +210,31 @@ def test_scene_stopper_keeps_its_id_and_turns_static(scene_run) -> None:
         elif t >= SCENE.stop_frame + 3:
             assert not best.moving, f"frame {t}: stopper stopped at {SCENE.stop_frame}"
     assert len(set(ids)) == 1
+
+
+def test_colour_model_is_the_sum_of_log_odds_raising_only_near_motion() -> None:
+    """The colour term as odds (one table lookup a pixel) equals sigmoid(logit(p) + w logit(fg / (fg + bg)))."""
+    rng = np.random.default_rng(3)
+    rgb = np.zeros((60, 80, 3), np.uint8)
+    rgb[...] = (40, 90, 40)  # green background
+    rgb[20:40, 20:40] = (200, 30, 30)  # a red mover
+    rgb[5:10, 65:75] = (200, 30, 30)  # a red patch far from any motion
+    rgb = (rgb + rng.integers(0, 8, rgb.shape)).astype(np.uint8)
+    prob = np.full((60, 80), 0.1, np.float32)
+    prob[20:40, 20:36] = 0.7  # motion found most of the mover
+    prob[5:10, 65:75] = 0.45
+    seg = GeometricSegmenter(GeometricConfig(appearance="none", colour_weight=1.5, colour_reach=6))
+    fused = seg._colour_fuse(rgb, prob)
+
+    q = ((rgb[..., 0] >> 4).astype(int) << 8) | ((rgb[..., 1] >> 4).astype(int) << 4) | (rgb[..., 2] >> 4)
+    fg = np.bincount(q[prob > 0.6], minlength=4096) / np.count_nonzero(prob > 0.6)
+    bg = np.bincount(q[prob < 0.2], minlength=4096) / np.count_nonzero(prob < 0.2)
+    logit = lambda p, eps: np.log((p + eps) / (1 - p + eps))  # noqa: E731
+    want = 1 / (1 + np.exp(-(logit(prob.astype(np.float64), 1e-3) + 1.5 * logit((fg + 1e-4) / (fg + bg + 2e-4), 1e-3)[q])))
+    near = cv2.dilate((prob > 0.5).astype(np.uint8), np.ones((13, 13), np.uint8)) > 0
+    want = np.where(near, want, np.minimum(prob, want))
+    assert fused.dtype == np.float32
+    assert np.allclose(fused, want, atol=1e-5)
+    assert fused[30, 38] > 0.9  # the mover's unmoving edge is completed by its colour
+    assert fused[7, 70] <= 0.45  # the same colour far from motion is never raised
+    assert fused[50, 10] < 0.01  # background colour is lowered

@@ -245,3 +245,22 @@ def test_a_mask_s_pixels_are_found_within_its_box_exactly_as_in_the_whole_image(
     for mask in (rng.random((48, 64)) < 0.01, np.zeros((48, 64), bool), np.pad(np.ones((3, 5), bool), ((40, 5), (0, 59)))):
         got, want = _nonzero_in_box(mask), np.nonzero(mask)
         assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+
+
+def test_a_large_mask_keeps_its_exact_centroid_and_its_extent_from_a_sample() -> None:
+    from movseg_ros.geometry3d import GEOMETRY_SAMPLES
+
+    k = Intrinsics(525.0, 525.0, 319.5, 239.5, 640, 480)
+    vs, us = np.mgrid[0:480, 0:640]
+    depth = (3.0 + 0.0005 * us + 0.0002 * vs).astype(np.float32)  # a tilted plane: every pixel differs
+    depth[::7, ::5] = np.nan  # and some unknown
+    mask = np.zeros((480, 640), bool)
+    mask[60:400, 100:560] = True  # 156,400 pixels: far over the sample
+    assert mask.sum() > 10 * GEOMETRY_SAMPLES
+    obj = object_geometry(mask, depth, k)
+    known = mask & np.isfinite(depth)
+    pts = backproject(us[known], vs[known], depth[known], k).astype(np.float64)
+    assert obj.valid and obj.points == int(known.sum())
+    assert np.allclose(obj.centroid, pts.mean(axis=0), atol=1e-5)  # all pixels, not a sample: velocities stay smooth
+    exact = np.percentile(pts, 95, axis=0) - np.percentile(pts, 5, axis=0)
+    assert np.allclose(obj.extent, exact, rtol=0.01)

@@ -289,12 +289,14 @@ class GeometricSegmenter:
             fg = m * self._hist[0] + (1 - m) * fg
             bg = m * self._hist[1] + (1 - m) * bg
         self._hist = (fg, bg)
-        # the colour term of each of the 4096 bins, then one lookup a pixel (rather than the sums a pixel)
-        colour = (self.config.colour_weight * _logit((fg + 1e-4) / (fg + bg + 2e-4))).astype(np.float32)
+        # sigmoid(logit(p) + c) as odds: (p + e) / ((p + e) + (1 - p + e) exp(-c)), with exp(-c) one lookup a
+        # pixel into the 4096 bins' table: no log or exp a pixel
+        against = np.exp(-self.config.colour_weight * _logit((fg + 1e-4) / (fg + bg + 2e-4))).astype(np.float32)
         reach = 2 * self.config.colour_reach + 1
         near = cv2.dilate((prob > 0.5).astype(np.uint8), np.ones((reach, reach), np.uint8)) > 0
-        fused = _sigmoid(_logit(prob) + colour[q].reshape(prob.shape))
-        return np.where(near, fused, np.minimum(prob, fused)).astype(np.float32)
+        odds_for = prob + np.float32(LOGIT_EPS)
+        fused = odds_for / (odds_for + (np.float32(1 + LOGIT_EPS) - prob) * against[q].reshape(prob.shape))
+        return np.where(near, fused, np.minimum(prob, fused))
 
 
 def make_scheduled_saliency(config: GeometricConfig):
@@ -342,12 +344,11 @@ def _rotation_prior(frame: Frame, shape: tuple[int, int]) -> np.ndarray | None:
     return rotation_homography(np.asarray(frame.rotation, np.float64).T, k)
 
 
-def _logit(p: np.ndarray, eps: float = 1e-3) -> np.ndarray:
+LOGIT_EPS = 1e-3  # keeps the colour model's log-odds finite at probabilities 0 and 1
+
+
+def _logit(p: np.ndarray, eps: float = LOGIT_EPS) -> np.ndarray:
     return np.log((p + eps) / (1 - p + eps))
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
 
 
 def _instances(prob: np.ndarray, resid: np.ndarray, full: tuple[int, int], cfg: GeometricConfig) -> list[Detection]:
