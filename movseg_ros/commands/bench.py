@@ -12,6 +12,8 @@ TARGETS = {
     "storm": ("movseg_ros.ros.storm_bench", "the real node under malformed, bomb, burst and max-size storms: "
                                            "accounting, RSS against idle, and whether it still answers"),
     "stages": ("movseg_ros.bench.stages_bench", "per-stage latency p50/p99, frames/s and peak memory of each pipeline and backend"),
+    "compare": ("movseg_ros.bench.compare_bench", "this checkout against the code of a git ref, on this machine, "
+                                                 "alternating: frames/s or node latency, and their ratio"),
     "egomotion": ("movseg_ros.bench.egomotion_bench", "background residual and instance J&F on fast-pan clips, "
                                                      "image-only ego-motion against the gyro prior"),
 }
