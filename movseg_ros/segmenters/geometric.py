@@ -10,8 +10,9 @@ import numpy as np
 from movseg_ros.bench.stage_clock import StageClock, timed
 from movseg_ros.clip_buffer import ClipBuffer
 from movseg_ros.ego_motion import PRIOR_GATE, EgoMotion, pixel_grid, rescale_homography
-from movseg_ros.flow import DISFlow, DISFlowConfig
+from movseg_ros.flow import SPARSE_MIN_PIXELS, DISFlow, DISFlowConfig
 from movseg_ros.frame import Frame
+from movseg_ros.guided_filter import guided_filter
 from movseg_ros.refine.features import EvidenceMaps
 from movseg_ros.rotation_prior import rotation_homography
 from movseg_ros.segmenters.appearance_fusion import FusionSettings, fuse_saliency
@@ -43,6 +44,7 @@ class GeometricConfig:
     split_min_px: float = 4.0  # a region splits when its residual motions form clusters this far apart (work px); 0 = off
     refine_radius: int = 8  # guided-filter radius (work pixels) that snaps masks to image edges; 0 = off
     refine_eps: float = 0.002  # guided-filter regulariser (image in [0, 1])
+    refine_subsample: int = 2  # on work images of >= 90,000 px, the guided filter's coefficients are fitted this much smaller (fast form); 1 = exact
     fb_check: float = 0.3  # forward-backward flow disagreement (px) above which a pixel has no evidence; 0 = off
     fb_relative: float = 0.05  # ... plus this fraction of the flow magnitude
     colour_weight: float = 1.0  # weight of the colour model against motion evidence; 0 = off
@@ -93,6 +95,8 @@ class GeometricConfig:
             value = getattr(self, name)
             if not low <= value <= high:
                 raise ValueError(f"geometric.{name} must be in [{low}, {high}], got {value}")
+        if not 1 <= self.refine_subsample <= 8:
+            raise ValueError(f"geometric.refine_subsample must be in [1, 8], got {self.refine_subsample}")
         if not 1 <= self.saliency_every <= 100:
             raise ValueError(f"geometric.saliency_every must be in [1, 100], got {self.saliency_every}")
         if not 32 <= self.saliency_width <= 1920:
@@ -214,7 +218,9 @@ class GeometricSegmenter:
                 prob = self.refiner(self.last_maps)
         if self.config.refine_radius > 0:
             guide = grey.astype(np.float32) / 255.0
-            prob = cv2.ximgproc.guidedFilter(guide, prob, self.config.refine_radius, self.config.refine_eps)
+            # the fast form on large work images only: on small ones it costs J and saves little
+            subsample = self.config.refine_subsample if h * w >= SPARSE_MIN_PIXELS else 1
+            prob = guided_filter(guide, prob, self.config.refine_radius, self.config.refine_eps, subsample)
         dets = _instances(prob, residual, (h0, w0), self.config) + static
         to_current = rescale_homography(np.linalg.inv(ego.homography), (h, w), (h0, w0))
         return [SegmenterResult(frame, dets, MotionContext(buffer[-2].image, frame.image, to_current))]
