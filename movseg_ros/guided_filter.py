@@ -1,8 +1,8 @@
 """The guided filter (He et al.) that snaps a probability map to the image's edges, exact or fast.
 
 The fast form (He and Sun, 2015) fits the filter's linear coefficients on images `subsample` times
-smaller and applies them, upsampled, to the full-size guide: about 4x cheaper at 2, with the edges
-still those of the full-size image.
+smaller and applies them, upsampled, to the full-size guide: about 0.6x the time at 2 (424x318), with
+the edges still those of the full-size image.
 """
 
 from __future__ import annotations
