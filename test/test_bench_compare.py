@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from movseg_ros.bench.compare_bench import (CompareError, Comparison, checkout_root, figure_of, report, resolve_ref,
-                                            run_side)
+from movseg_ros.bench.compare_bench import (CompareError, Comparison, checkout_root, figure_of, plot, report,
+                                            resolve_ref, run_side)
 
 needs_git = pytest.mark.skipif(shutil.which("git") is None or subprocess.run(
     ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True).returncode != 0,
@@ -70,6 +70,12 @@ def test_ratio_and_carried_figure_follow_the_medians() -> None:
     assert "-> this checkout there 24.0" in text
     slower = Comparison("pipeline", "v1", "a" * 40, "frames/s", [], [], [20.0], [10.0])
     assert "(slower)" in report(slower) and slower.carried is None
+
+
+def test_the_plot_is_a_png(tmp_path: Path) -> None:
+    c = Comparison("pipeline", "v1", "b" * 40, "frames/s", [], [], [12.9, 14.8], [16.9, 15.8])
+    path = plot(c, tmp_path / "compare.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 @needs_git

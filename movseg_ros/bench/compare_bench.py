@@ -66,6 +66,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--recorded", type=float, default=None,
                    help="the ref's figure where the target was set (e.g. its README's); printed times the ratio")
     p.add_argument("--json", type=Path, default=None, help="also write every figure here")
+    p.add_argument("--plot", type=Path, default=None, help="write a PNG of every round's figure, ref and new, here")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -80,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({**asdict(result), "ratio": result.ratio, "carried": result.carried}, indent=2))
+    if args.plot is not None:
+        plot(result, args.plot)
     return 0
 
 
@@ -175,6 +178,22 @@ def report(r: Comparison) -> str:
     if r.carried is not None:
         lines.append(f"  recorded for the ref {r.recorded:g} -> this checkout there {r.carried:.1f} {r.figure}")
     return "\n".join(lines)
+
+
+def plot(r: Comparison, path: Path) -> Path:
+    """Each round's figure for the ref and for this checkout, in run order, with their medians."""
+    from movseg_ros.plots import pyplot, save_figure
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for k, (name, values, colour) in enumerate((("ref", r.ref_values, "tab:grey"), ("new", r.new_values, "tab:blue"))):
+        ax.plot([k] * len(values), values, "o", color=colour, alpha=0.7)
+        ax.hlines(median(values), k - 0.2, k + 0.2, color=colour, label=f"{name} median {median(values):.1f}")
+    ax.set_xticks([0, 1], [f"{r.ref} ({r.commit[:8]})", "this checkout"])
+    ax.set_xlim(-0.6, 1.6)
+    ax.set(ylabel=r.figure, title=f"{r.target}: ratio new/ref {r.ratio:.3f}")
+    ax.legend()
+    return save_figure(fig, path)
 
 
 def _git(cwd: Path, *args: str) -> str | None:
