@@ -53,7 +53,7 @@ class GeometricConfig:
     appearance: str = "saliency"  # none | saliency (our distilled salient-object network gives movers their extent)
     saliency_weights: str = ""  # saliency network file; "" = the shipped models/saliency_mobilenet_v2.pt
     saliency_width: int = 256  # the saliency network sees frames at this width
-    saliency_every: int = 3  # run the saliency network every k frames (off the frame path), flow carries it between
+    saliency_every: int = 1  # run the saliency network every k frames (off the frame path, a frame late), flow carries it between
     saliency_threshold: float = 0.6191  # saliency above this is a salient pixel
     saliency_touch: float = 0.06094  # a salient segment moves when this fraction of it has motion evidence
     saliency_trim: float = 0.8689  # motion mostly inside moving salient segments is cut to them; > 1 = never
