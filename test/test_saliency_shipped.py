@@ -47,3 +47,15 @@ def test_the_shipped_network_finds_held_aside_objects(tmp_path: Path) -> None:
             ious.append(np.count_nonzero(pred & mask) / max(1, np.count_nonzero(pred | mask)))
         scores[name] = float(np.mean(ious))
     assert scores["shipped"] > 0.35 and scores["shipped"] > scores["untrained"] + 0.2, scores  # measured 0.50 / ~0.1
+
+
+def test_the_frozen_network_gives_the_eager_maps_and_is_traced_once_a_process() -> None:
+    from movseg_ros.saliency import predictor as module
+
+    rgb = np.random.default_rng(2).integers(0, 256, (90, 160, 3), np.uint8)
+    eager = SaliencyPredictor(SHIPPED, 128, threads=0, frozen=False)
+    frozen = SaliencyPredictor(SHIPPED, 128, threads=0)
+    assert np.abs(frozen(rgb) - eager(rgb)).max() < 1e-4
+    again = SaliencyPredictor(SHIPPED, 128, threads=0)
+    assert again._forward is frozen._forward  # one set of graphs for the file, not one a pipeline
+    assert any(key[0] == str(SHIPPED.resolve()) for key in module._FROZEN)
