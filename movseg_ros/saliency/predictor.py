@@ -31,7 +31,9 @@ class SaliencyPredictor:
             from movseg_ros.accel.frozen import PerShapeFrozen
 
             key = (str(self.path.resolve()), self.path.stat().st_mtime_ns)
-            self._forward = _FROZEN.setdefault(key, PerShapeFrozen(self.model))
+            if key not in _FROZEN:
+                _FROZEN[key] = PerShapeFrozen(self.model)
+            self._forward = _FROZEN[key]
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray:
         torch = self._torch

@@ -23,6 +23,7 @@ from movseg_ros.segmenters.regions import split_by_motion, upsample_region
 FLOW_METHODS = ("dis", "raft")
 APPEARANCES = ("none", "saliency")
 REFINES = ("none", "learned")
+LOGIT_EPS = 1e-3  # keeps the colour model's log-odds finite at probabilities 0 and 1
 
 
 @dataclass(frozen=True)
@@ -348,9 +349,6 @@ def _rotation_prior(frame: Frame, shape: tuple[int, int]) -> np.ndarray | None:
         return None
     k = frame.intrinsics.scaled(shape[1], shape[0])
     return rotation_homography(np.asarray(frame.rotation, np.float64).T, k)
-
-
-LOGIT_EPS = 1e-3  # keeps the colour model's log-odds finite at probabilities 0 and 1
 
 
 def _logit(p: np.ndarray, eps: float = LOGIT_EPS) -> np.ndarray:

@@ -20,6 +20,7 @@ from movseg_ros.bench.stage_clock import StageClock, timed
 from movseg_ros.clip_buffer import ClipBuffer
 from movseg_ros.flow import DIS_PRESETS, DISFlow, DISFlowConfig
 from movseg_ros.frame import Frame
+from movseg_ros.guided_filter import guided_filter
 from movseg_ros.paths import weights_file
 from movseg_ros.segmenters.base import DEVICES, Detection, SegmenterResult, resize_to_width
 from movseg_ros.segmenters.regions import split_by_motion, upsample_region
@@ -176,8 +177,8 @@ class VisualMemorySegmenter:
         else:
             prob = 1.0 / (1.0 + np.exp(-cv2.resize(logits.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)))
         if self.config.refine_radius > 0:
-            prob = cv2.ximgproc.guidedFilter(maps.grey.astype(np.float32) / 255.0, prob.astype(np.float32),
-                                             self.config.refine_radius, self.config.refine_eps)
+            prob = guided_filter(maps.grey.astype(np.float32) / 255.0, prob.astype(np.float32),
+                                 self.config.refine_radius, self.config.refine_eps)
         return prob
 
     def _detections(self, frame: Frame, maps: _FrameMaps, logits: np.ndarray | None) -> list[Detection]:
