@@ -24,6 +24,7 @@ from movseg_ros.guided_filter import guided_filter
 from movseg_ros.paths import weights_file
 from movseg_ros.segmenters.base import DEVICES, Detection, SegmenterResult, resize_to_width
 from movseg_ros.segmenters.regions import split_by_motion, upsample_region
+from movseg_ros.visual_memory.residual import residual_map
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,7 @@ class _FrameMaps:
     grey: np.ndarray
     flow: np.ndarray  # motion at this frame's pixels (H, W, 2), zeros for a stream's first frame
     motion: np.ndarray  # MP-Net's probability at stride 4
+    memory_motion: np.ndarray  # what the memory reads: MP-Net's map, with the residual's when the memory has it
 
 
 class VisualMemorySegmenter:
@@ -112,9 +114,11 @@ class VisualMemorySegmenter:
         frozen = config.freeze and device.type == "cpu"  # on CUDA the networks run eager
         self.mpnet = MotionPredictor(config.mpnet_path(), frozen=frozen, device=device)
         self.memory = None
+        self._residual = False  # the memory reads the camera-compensated residual too (its arch says so)
         if config.memory:
             net, self.meta = load_memory(config.weights_path())
             self.memory = OnlineMemory(net, frozen=frozen, device=device)
+            self._residual = net.arch.residual
             learned_from = self.meta.get("mpnet_sha256")
             if learned_from and learned_from != file_sha256(config.mpnet_path()):
                 log.warning("visual_memory: the memory %s learned from another MP-Net (sha256 %s) than %s; "
@@ -145,7 +149,11 @@ class VisualMemorySegmenter:
                 flow = -self.flow.flow_grey(grey, prev)  # this frame's pixels: where they are heading
         with timed(self.clock, "mpnet"):
             motion = self.mpnet(flow)
-        return _FrameMaps(small, grey, flow, motion)
+        memory_motion = motion
+        if self._residual:
+            with timed(self.clock, "residual"):
+                memory_motion = np.stack([motion, residual_map(flow)])
+        return _FrameMaps(small, grey, flow, motion, memory_motion)
 
     def process(self, buffer: ClipBuffer) -> list[SegmenterResult]:
         frame = buffer.newest
@@ -153,7 +161,7 @@ class VisualMemorySegmenter:
         if self.memory is None:
             return [SegmenterResult(frame, self._detections(frame, maps, None))]
         with timed(self.clock, "appearance"):
-            x = self.memory.input(maps.small, maps.motion)
+            x = self.memory.input(maps.small, maps.memory_motion)
         with timed(self.clock, "memory"):
             logits = self.memory.step(x)
         return [SegmenterResult(frame, self._detections(frame, maps, logits))]
@@ -165,7 +173,7 @@ class VisualMemorySegmenter:
         self.reset()
         if self.memory is None:
             return [SegmenterResult(f, self._detections(f, m, None)) for f, m in zip(frames, maps)]
-        xs = [self.memory.input(m.small, m.motion) for m in maps]
+        xs = [self.memory.input(m.small, m.memory_motion) for m in maps]
         logits = self.memory.both_ways(xs)
         return [SegmenterResult(f, self._detections(f, m, lg)) for f, m, lg in zip(frames, maps, logits)]
 

@@ -39,6 +39,8 @@ class MemoryTrainConfig(LoopConfig):
     appearance: int = 128
     state: int = 64
     kernel: int = 3
+    residual: bool = False  # the flow's camera-compensated residual as a second motion input (MemoryArch.residual)
+    dropout: float = 0.0  # share of appearance channels dropped in training (MemoryArch.dropout)
     run_length: int = 8  # frames a run (BPTT length)
     crop: tuple[int, int] = (12, 16)  # training window in stride-8 cells (height, width), aligned; (0, 0): whole frames
     stop: float = 0.2  # share of runs where the object stops part-way
@@ -56,7 +58,6 @@ class MemoryTrainConfig(LoopConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         from movseg_ros.visual_memory.data import RunAugment
-        from movseg_ros.visual_memory.network import MemoryArch
 
         need = self.need
         need(64 <= self.work_width <= 1920, "work_width", f"must be in [64, 1920], got {self.work_width}")
@@ -65,10 +66,16 @@ class MemoryTrainConfig(LoopConfig):
              f"must be (0, 0) or two even sizes in [2, 256] stride-8 cells, got {self.crop}")
         need(self.offline_weight >= 0, "offline_weight", f"must be >= 0, got {self.offline_weight}")
         try:
-            MemoryArch(self.appearance, self.state, self.kernel)
+            self.arch()
             RunAugment(self.stop, self.static_start, self.mirror)
         except ValueError as e:
             need(False, "arch/augmentation", str(e))
+
+    def arch(self):
+        """The memory's architecture record."""
+        from movseg_ros.visual_memory.network import MemoryArch
+
+        return MemoryArch(self.appearance, self.state, self.kernel, self.residual, self.dropout)
 
     def export_path(self) -> Path:
         return Path(self.export) if self.export else Path(self.out_dir) / "visual_memory.pt"
@@ -135,7 +142,8 @@ def recorded_sequences(config: MemoryTrainConfig, names: list[str], encoder: nn.
     lack them. Appearance and motion are cached apart: a new MP-Net re-records only the motion maps."""
     from movseg_ros.two_stream.davis_data import DavisDetectionData
     from movseg_ros.visual_memory.data import (appearance_fingerprint, load_inputs, motion_fingerprint,
-                                               record_appearance, record_motion, save_arrays)
+                                               record_appearance, record_motion, record_residual,
+                                               residual_fingerprint, save_arrays)
     from movseg_ros.visual_memory.mpnet import MotionPredictor
     from movseg_ros.visual_memory.predictor import AppearanceFeatures
 
@@ -147,27 +155,37 @@ def recorded_sequences(config: MemoryTrainConfig, names: list[str], encoder: nn.
         features = AppearanceFeatures(encoder)
         for name in tqdm(todo, desc="record appearance", disable=not progress):
             save_arrays(app_dir / f"{name}.npz", record_appearance(root, name, features, config.work_width))
+
+    def flows(name: str):
+        data = DavisDetectionData(root, "motion", sequences=[name], work_width=config.work_width,
+                                  dis_preset=config.dis_preset, augment=False, cache_dir=config.flow_cache)
+        return lambda k, rgb: data.flow(k - 1, rgb)
+
     todo = [n for n in names if not (motion_dir / f"{n}.npz").is_file()]
     if todo:
         motion = MotionPredictor(config.mpnet)
         for name in tqdm(todo, desc="record MP-Net maps", disable=not progress):
-            flows = DavisDetectionData(root, "motion", sequences=[name], work_width=config.work_width,
-                                       dis_preset=config.dis_preset, augment=False, cache_dir=config.flow_cache)
-            arrays = record_motion(root, name, motion, lambda k, rgb: flows.flow(k - 1, rgb), config.work_width)
-            save_arrays(motion_dir / f"{name}.npz", arrays)
-    return [load_inputs(app_dir / f"{n}.npz", motion_dir / f"{n}.npz", n) for n in names]
+            save_arrays(motion_dir / f"{name}.npz", record_motion(root, name, motion, flows(name), config.work_width))
+    residual_dir = None
+    if config.residual:
+        residual_dir = cache / "residual" / residual_fingerprint(config.work_width, config.dis_preset)
+        for name in tqdm([n for n in names if not (residual_dir / f"{n}.npz").is_file()], desc="record residual maps",
+                         disable=not progress):
+            save_arrays(residual_dir / f"{name}.npz", record_residual(root, name, flows(name), config.work_width))
+    return [load_inputs(app_dir / f"{n}.npz", motion_dir / f"{n}.npz", n,
+                        residual_dir / f"{n}.npz" if residual_dir else None) for n in names]
 
 
 def plan(config: MemoryTrainConfig) -> StagePlan:
     from movseg_ros.pretrained import IMAGENET_MOBILENET_V2 as src
     from movseg_ros.saliency.data import davis_frames
     from movseg_ros.visual_memory.data import MemoryRuns, RunAugment, collate_runs, whole_sequence
-    from movseg_ros.visual_memory.network import MemoryArch, build_memory, save_memory
+    from movseg_ros.visual_memory.network import build_memory, save_memory
 
     root = Path(config.data_root)
     names = sorted({i.sequence for i in davis_frames(root, exclude=config.held_aside)})
     held = sorted(config.held_aside)
-    model = build_memory(MemoryArch(config.appearance, config.state, config.kernel), init="imagenet")
+    model = build_memory(config.arch(), init="imagenet")
     sequences = recorded_sequences(config, names + held, model.encoder)  # after the model: the same initial weights
     train_seqs, val_seqs = sequences[:len(names)], sequences[len(names):]
     runs = MemoryRuns(train_seqs, config.run_length, config.iterations * config.batch_size, seed=config.seed,
@@ -180,7 +198,7 @@ def plan(config: MemoryTrainConfig) -> StagePlan:
     meta = {"data": {"root": str(root), "sequences": names, "frames": sum(len(s) for s in train_seqs),
                      "held_aside": held, "work_width": config.work_width, "dis_preset": config.dis_preset},
             "mpnet": str(config.mpnet), "mpnet_sha256": file_sha256(Path(config.mpnet)),
-            "run_length": config.run_length, "crop": list(config.crop),
+            "residual": config.residual, "run_length": config.run_length, "crop": list(config.crop),
             "augment": {"stop": config.stop, "static_start": config.static_start, "mirror": config.mirror},
             "init": "imagenet", "init_source": f"{src.distribution}=={src.version} ({src.licence}): {src.relative}",
             "licence": "trained on DAVIS-2016 (CC BY-NC 4.0): non-commercial use"}

@@ -36,9 +36,9 @@ class SequenceInputs:
     name: str
     s8: np.ndarray  # (N, 2, 32, h8, w8) float16
     s16: np.ndarray  # (N, 2, 96, h16, w16) float16
-    motion: np.ndarray  # (N, 2, 1, h4, w4) float16; frame 0 (no previous frame) holds the still map
+    motion: np.ndarray  # (N, 2, C, h4, w4) float16: MP-Net's map (and the residual's); frame 0 holds the still maps
     masks: np.ndarray  # (N, H, W) bool at the work size (as recorded)
-    still: np.ndarray  # (1, h4, w4) float16: MP-Net's map for no motion at all
+    still: np.ndarray  # (C, h4, w4) float16: the maps of no motion at all
 
     def __len__(self) -> int:
         return len(self.masks)
@@ -58,6 +58,11 @@ def motion_fingerprint(mpnet_file: Path, work_width: int, dis_preset: str) -> st
     """What made a motion cache: MP-Net's file bytes, the work width and the flow preset."""
     digest = file_sha256(mpnet_file)[:16]
     return hashlib.sha256(json.dumps([CACHE_VERSION, digest, work_width, dis_preset]).encode()).hexdigest()[:12]
+
+
+def residual_fingerprint(work_width: int, dis_preset: str) -> str:
+    """What made a residual cache: the work width and the flow preset (the residual has no weights)."""
+    return hashlib.sha256(json.dumps([CACHE_VERSION, "residual", work_width, dis_preset]).encode()).hexdigest()[:12]
 
 
 def _frames(root: Path, name: str, work_width: int):
@@ -100,6 +105,25 @@ def record_motion(root: Path, name: str, motion_map: MotionMap, flow_of: Callabl
     return {"motion": np.stack(motion)[:, :, None].astype(np.float16), "still": still[None].astype(np.float16)}
 
 
+def record_residual(root: Path, name: str, flow_of: Callable[[int, np.ndarray], np.ndarray],
+                    work_width: int) -> dict[str, np.ndarray]:
+    """The camera-compensated residual map (residual.py) of every frame of sequence `name`, as recorded and
+    mirrored (frame 0: zeros); `flow_of` as for record_motion."""
+    from movseg_ros.visual_memory.residual import residual_map, stride4
+
+    maps = []
+    for k, item, small, _ in _frames(root, name, work_width):
+        if k == 0:
+            maps.append(np.zeros(stride4(small.shape[:2]), np.float32))
+            continue
+        flow = np.asarray(flow_of(k, small), np.float32)
+        if flow.shape != small.shape[:2] + (2,):
+            raise DatasetError(item.image, f"flow {flow.shape[:2]} is not the work size {small.shape[:2]}")
+        maps.append(residual_map(flow))
+    stack = np.stack(maps)
+    return {"residual": np.stack([stack, stack[:, :, ::-1]], 1)[:, :, None].astype(np.float16)}
+
+
 def save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """Written to a temporary name and renamed, so an interrupted run never leaves half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -116,8 +140,9 @@ def _read_arrays(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
         raise DatasetError(path, f"unreadable visual-memory cache ({e}); delete it to rebuild") from None
 
 
-def load_inputs(appearance: Path, motion: Path, name: str) -> SequenceInputs:
-    """A cached sequence from its two files; a DatasetError names the file when one is unreadable or they disagree."""
+def load_inputs(appearance: Path, motion: Path, name: str, residual: Path | None = None) -> SequenceInputs:
+    """A cached sequence from its files (the residual's, when given, as a second motion channel); a DatasetError
+    names the file when one is unreadable or they disagree."""
     a = _read_arrays(appearance, ("s8", "s16", "masks"))
     m = _read_arrays(motion, ("motion", "still"))
     n = len(a["masks"])
@@ -125,7 +150,14 @@ def load_inputs(appearance: Path, motion: Path, name: str) -> SequenceInputs:
         raise DatasetError(appearance, "inconsistent visual-memory cache (frame counts differ); delete it to rebuild")
     if len(m["motion"]) != n:
         raise DatasetError(motion, f"has {len(m['motion'])} frames but {appearance.name} has {n}; delete it to rebuild")
-    return SequenceInputs(name, a["s8"], a["s16"], m["motion"], a["masks"], m["still"])
+    maps, still = m["motion"], m["still"]
+    if residual is not None:
+        r = _read_arrays(residual, ("residual",))["residual"]
+        if r.shape[:2] != maps.shape[:2] or r.shape[3:] != maps.shape[3:]:
+            raise DatasetError(residual, f"maps {r.shape} do not match {motion.name}'s {maps.shape}; delete it to rebuild")
+        maps = np.concatenate([maps, r], 2)
+        still = np.concatenate([still, np.zeros_like(still)], 0)
+    return SequenceInputs(name, a["s8"], a["s16"], maps, a["masks"], still)
 
 
 @dataclass(frozen=True)

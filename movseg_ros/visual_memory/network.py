@@ -29,13 +29,22 @@ class MemoryArch:
     appearance: int = 128  # reduced appearance channels (the paper's 128)
     state: int = 64  # ConvGRU state channels (the paper's 64)
     kernel: int = 3  # ConvGRU kernel (the paper's 7; 3 keeps a CPU frame cheap)
+    residual: bool = False  # a second motion input: the flow's camera-compensated residual (visual_memory/residual.py)
+    dropout: float = 0.0  # in training, this share of the reduced appearance channels is dropped (leans on motion)
 
     def __post_init__(self) -> None:
         for name, low, high in (("appearance", 8, 512), ("state", 8, 256)):
             if not low <= getattr(self, name) <= high:
                 raise ValueError(f"visual memory {name} must be in [{low}, {high}], got {getattr(self, name)}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"visual memory dropout must be in [0, 1), got {self.dropout}")
         if self.kernel not in (1, 3, 5, 7):
             raise ValueError(f"visual memory kernel must be 1, 3, 5 or 7, got {self.kernel}")
+
+    @property
+    def motion_channels(self) -> int:
+        """Motion maps the GRU reads beside appearance: MP-Net's, and the residual when `residual`."""
+        return 1 + int(self.residual)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -102,14 +111,19 @@ class VisualMemoryNet(nn.Module):
         self.encoder = AppearanceEncoder()
         a = arch.appearance
         self.reduce = nn.Sequential(nn.Conv2d(sum(TAP_CHANNELS), a, 1), nn.Tanh(), nn.Conv2d(a, a, 1), nn.Tanh())
-        self.gru = ConvGRUCell(a + 1, arch.state, arch.kernel)
+        self.gru = ConvGRUCell(a + arch.motion_channels, arch.state, arch.kernel)
         self.online_head = nn.Conv2d(arch.state, 1, 1)
         self.offline_head = nn.Conv2d(2 * arch.state, 1, 1)
 
     def inputs(self, s8: torch.Tensor, s16: torch.Tensor, motion: torch.Tensor) -> torch.Tensor:
-        """The GRU's input at stride 8: reduced appearance and the motion probability (any size, area-resized)."""
+        """The GRU's input at stride 8: reduced appearance and the motion maps (N, motion_channels, any size,
+        area-resized)."""
+        if motion.shape[1] != self.arch.motion_channels:
+            raise ValueError(f"the memory reads {self.arch.motion_channels} motion map(s), got {motion.shape[1]}")
         up = F.interpolate(s16, size=s8.shape[-2:], mode="bilinear", align_corners=False)
         app = self.reduce(torch.cat([s8, up], 1))
+        if self.training and self.arch.dropout > 0:
+            app = F.dropout2d(app, self.arch.dropout)
         return torch.cat([app, F.interpolate(motion, size=s8.shape[-2:], mode="area")], 1)
 
     def step(self, x: torch.Tensor, h: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -50,9 +50,11 @@ class OnlineMemory:
 
     @torch.no_grad()
     def input(self, rgb: np.ndarray, motion: np.ndarray) -> torch.Tensor:
-        """A frame's GRU input (1, C, h8, w8) from its RGB and MP-Net's map (h4, w4)."""
+        """A frame's GRU input (1, C, h8, w8) from its RGB and its motion maps: MP-Net's (h4, w4), or
+        (motion_channels, h4, w4)."""
         s8, s16 = self.features.tensors(rgb)
-        moving = torch.from_numpy(np.asarray(motion, np.float32))[None, None].to(self.device)
+        maps = np.asarray(motion, np.float32)
+        moving = torch.from_numpy(maps if maps.ndim == 3 else maps[None])[None].to(self.device)
         return self.net.inputs(s8, s16, moving)
 
     @torch.no_grad()
