@@ -69,6 +69,14 @@ def test_a_memory_reads_the_motion_maps_its_arch_names() -> None:
     with pytest.raises(ValueError, match="reads 2 motion map"):
         net.inputs(s8, s16, torch.rand(1, 1, 6, 8))
     assert VisualMemoryNet(MemoryArch(appearance=8, state=8)).gru.input_gates.in_channels == 9
+    torch.manual_seed(0)
+    dropping = VisualMemoryNet(MemoryArch(appearance=8, state=8, residual=True, dropout=0.5))
+    motion = torch.rand(1, 2, 6, 8)
+    dropped = dropping.train().inputs(s8, s16, motion)[0, :8]
+    assert (dropped.flatten(1).abs().sum(1) == 0).any()  # whole appearance channels dropped in training only
+    assert torch.equal(dropping.eval().inputs(s8, s16, motion), dropping.inputs(s8, s16, motion))
+    with pytest.raises(ValueError, match="dropout"):
+        MemoryArch(dropout=1.0)
 
 
 @pytest.mark.timeout(240)
@@ -78,10 +86,17 @@ def test_training_with_the_residual_records_it_and_the_segmenter_feeds_it(tmp_pa
     torch.manual_seed(0)
     save_mpnet(tmp_path / "mp.pt", MPNet(MPNetArch()).eval(), {})
     cache = tmp_path / "cache"
-    assert main(["train", "visual_memory", "--config", str(CONFIG / "train_visual_memory_tiny.yaml"),
-                 "--set", f"data_root={data}", "--set", "held_aside=[b]", "--set", f"cache_dir={cache}",
-                 "--set", f"flow_cache={tmp_path / 'flow'}", "--set", f"mpnet={tmp_path / 'mp.pt'}",
-                 "--set", "residual=true", "--out-dir", str(tmp_path / "run")]) == 0
+    base = ["train", "visual_memory", "--config", str(CONFIG / "train_visual_memory_tiny.yaml"),
+            "--set", f"data_root={data}", "--set", "held_aside=[b]", "--set", f"cache_dir={cache}",
+            "--set", f"flow_cache={tmp_path / 'flow'}", "--set", f"mpnet={tmp_path / 'mp.pt'}",
+            "--set", "residual=true", "--set", "dropout=0.5"]
+    assert main(base + ["--out-dir", str(tmp_path / "run")]) == 0
+    assert main(base + ["--out-dir", str(tmp_path / "resumed"), "--set", "stop_after=2"]) == 0
+    assert main(base + ["--out-dir", str(tmp_path / "resumed"), "--resume"]) == 0
+    a, _ = load_memory(tmp_path / "run" / "visual_memory.pt")
+    b, _ = load_memory(tmp_path / "resumed" / "visual_memory.pt")
+    assert a.arch.dropout == 0.5  # dropout draws from the RNG the checkpoint keeps: a resumed run is the same run
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
     assert sorted(p.name for p in cache.glob("residual/*/*.npz")) == ["a.npz", "b.npz"]
     with np.load(next(cache.glob("residual/*/a.npz"))) as z:
         maps = z["residual"]
