@@ -59,3 +59,19 @@ def test_the_frozen_network_gives_the_eager_maps_and_is_traced_once_a_process() 
     again = SaliencyPredictor(SHIPPED, 128, threads=0)
     assert again._forward is frozen._forward  # one set of graphs for the file, not one a pipeline
     assert any(key[0] == str(SHIPPED.resolve()) for key in module._FROZEN)
+
+
+def test_the_predictor_s_thread_count_holds_for_its_own_calls_only() -> None:
+    rgb = np.random.default_rng(3).integers(0, 256, (48, 64, 3), np.uint8)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        predictor = SaliencyPredictor(SHIPPED, 64, threads=1, frozen=False)
+        assert torch.get_num_threads() == 2  # making it changes nothing for the rest of the process
+        seen = []
+        net = predictor._forward
+        predictor._forward = lambda x: (seen.append(torch.get_num_threads()), net(x))[1]
+        predictor(rgb)
+        assert seen == [1] and torch.get_num_threads() == 2  # one thread inside its call, restored after
+    finally:
+        torch.set_num_threads(before)

@@ -12,7 +12,10 @@ _FROZEN: dict[tuple[str, int], object] = {}  # (file, mtime) -> PerShapeFrozen: 
 
 
 class SaliencyPredictor:
-    """`predictor(rgb)` -> HxW float32 map in [0, 1]; the network sees the frame at `width` (aspect kept)."""
+    """`predictor(rgb)` -> HxW float32 map in [0, 1]; the network sees the frame at `width` (aspect kept).
+
+    `threads` (0: torch's setting) applies to its own calls only, so a process that also runs another
+    pipeline (a report, a test) keeps its thread count."""
 
     def __init__(self, weights: Path | str, width: int = 256, threads: int = 1, frozen: bool = True) -> None:
         import torch
@@ -23,8 +26,7 @@ class SaliencyPredictor:
         self.model, self.meta = load_saliency(self.path)
         self.width = width
         self._torch = torch
-        if threads:
-            torch.set_num_threads(threads)
+        self.threads = threads
         self._forward = self.model
         if frozen:  # TorchScript-frozen per frame size: about 2x faster on these cores, shared by the process's
             # predictors of this file, so each frame size is traced once however many pipelines are made
@@ -41,7 +43,13 @@ class SaliencyPredictor:
         nw = min(self.width, w) // 16 * 16 or 16
         nh = max(16, int(round(h * nw / w / 16)) * 16)
         small = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA)
-        with torch.inference_mode():
-            logits = self._forward(torch.from_numpy(small.transpose(2, 0, 1).copy()).float()[None])[0, 0].numpy()
+        before = torch.get_num_threads()
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        try:
+            with torch.inference_mode():
+                logits = self._forward(torch.from_numpy(small.transpose(2, 0, 1).copy()).float()[None])[0, 0].numpy()
+        finally:
+            torch.set_num_threads(before)
         prob = 1.0 / (1.0 + np.exp(-logits))
         return cv2.resize(prob.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
