@@ -73,6 +73,28 @@ def test_offline_frames_see_the_future_and_online_ones_do_not() -> None:
     assert torch.allclose(expect, off_a[:, 0], atol=1e-6)
 
 
+def test_the_averaged_offline_pass_is_the_online_head_run_both_ways() -> None:
+    from movseg_ros.visual_memory.predictor import OnlineMemory
+
+    torch.manual_seed(0)
+    net = VisualMemoryNet(TINY).eval()
+    memory = OnlineMemory(net)
+    xs = _inputs(t=5)
+    frames = [xs[:, t] for t in range(5)]
+    with torch.no_grad():
+        forward, _ = net.run(xs, offline=False)
+        backward, _ = net.run(xs.flip(1), offline=False)
+    expect = (torch.sigmoid(forward) + torch.sigmoid(backward.flip(1)))[0, :, 0] / 2
+    averaged = torch.sigmoid(torch.from_numpy(memory.both_ways(frames, "average")))
+    assert torch.allclose(averaged, expect, atol=1e-5)
+    changed = [f.clone() for f in frames]
+    changed[-1] += 3.0
+    assert np.abs(memory.both_ways(changed, "average")[0] - memory.both_ways(frames, "average")[0]).max() > 1e-4
+    with torch.no_grad():
+        _, head = net.run(xs, offline=True)
+    assert np.allclose(memory.both_ways(frames, "head"), head[0, :, 0].numpy(), atol=1e-6)
+
+
 def test_the_weights_file_round_trips_and_bad_files_are_named(tmp_path: Path) -> None:
     torch.manual_seed(0)
     net = VisualMemoryNet(TINY).eval()
@@ -219,8 +241,13 @@ def test_the_segmenter_runs_online_and_offline_and_names_a_missing_file(tmp_path
     outs = [r for f in frames for r in pipeline.segment(f)]
     assert len(outs) == 4 and all(len(r.detections) == 1 and r.detections[0].mask.all() for r in outs)
     assert all(r.detections[0].moving for r in outs)
-    offline = Pipeline(config).run_offline(frames)
+    by_head = PipelineConfig.from_dict({"pipeline": "visual_memory", "visual_memory": {**settings, "offline": "head"}})
+    offline = Pipeline(by_head).run_offline(frames)
     assert [o.frame.index for o in offline] == [0, 1, 2, 3] and not any(o.tracks for o in offline)
+    averaged = Pipeline(config).run_offline(frames)  # the default: the online head both ways, which finds it all
+    assert [o.frame.index for o in averaged] == [0, 1, 2, 3] and all(o.tracks for o in averaged[1:])
+    with pytest.raises(ValueError, match="visual_memory.offline 'both'"):
+        PipelineConfig.from_dict({"pipeline": "visual_memory", "visual_memory": {"offline": "both"}})
     alone = PipelineConfig.from_dict({"pipeline": "visual_memory", "visual_memory": {**settings, "memory": False,
                                                                                     "weights": "/nowhere.pt"}})
     assert len(Pipeline(alone).run_offline(frames)) == 4  # MP-Net alone needs no memory file

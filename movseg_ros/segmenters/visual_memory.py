@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_WEIGHTS = "visual_memory.pt"  # in the package's models/ folder
 DEFAULT_MPNET = "mpnet.pt"
+OFFLINE_MODES = ("average", "head")
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class VisualMemoryConfig:
     moving_min: float = 0.5  # a region whose MP-Net motion (90th percentile) is under this is static
     alpha_low: float = -1.0  # this pipeline's tracker alpha_low; < 0: tracker.alpha_low
     alpha_high: float = -1.0  # this pipeline's tracker alpha_high; < 0: tracker.alpha_high
+    offline: str = "average"  # --offline: average (the online head run forward and backward, probabilities averaged) | head (the offline head on both directions' states)
     freeze: bool = True  # on the CPU: TorchScript-frozen networks, one graph per frame size (about 3x faster appearance)
     device: str = "cpu"  # cpu | cuda | auto (CUDA when torch sees one)
 
@@ -69,6 +71,8 @@ class VisualMemoryConfig:
         for name in ("alpha_low", "alpha_high"):
             if getattr(self, name) > 1.0:
                 raise ValueError(f"visual_memory.{name} must be <= 1 (< 0: the tracker's), got {getattr(self, name)}")
+        if self.offline not in OFFLINE_MODES:
+            raise ValueError(f"visual_memory.offline '{self.offline}' is not one of {', '.join(OFFLINE_MODES)}")
         if self.device not in DEVICES:
             raise ValueError(f"visual_memory.device '{self.device}' is not one of {', '.join(DEVICES)}")
 
@@ -174,7 +178,7 @@ class VisualMemorySegmenter:
         if self.memory is None:
             return [SegmenterResult(f, self._detections(f, m, None)) for f, m in zip(frames, maps)]
         xs = [self.memory.input(m.small, m.memory_motion) for m in maps]
-        logits = self.memory.both_ways(xs)
+        logits = self.memory.both_ways(xs, self.config.offline)
         return [SegmenterResult(f, self._detections(f, m, lg)) for f, m, lg in zip(frames, maps, logits)]
 
     def probability(self, maps: _FrameMaps, logits: np.ndarray | None) -> np.ndarray:

@@ -64,7 +64,15 @@ class OnlineMemory:
         return logits[0, 0].cpu().numpy()
 
     @torch.no_grad()
-    def both_ways(self, xs: list[torch.Tensor]) -> np.ndarray:
-        """A whole sequence's inputs -> offline (bidirectional) logits (T, h8, w8)."""
-        _, offline = self.net.run(torch.cat(xs, 0)[None], offline=True)
-        return offline[0, :, 0].cpu().numpy()
+    def both_ways(self, xs: list[torch.Tensor], mode: str = "average") -> np.ndarray:
+        """A whole sequence's inputs -> offline (bidirectional) logits (T, h8, w8): by the offline head on both
+        directions' states (`head`), or as the mean probability of the online head run forward and backward
+        (`average`)."""
+        run = torch.cat(xs, 0)[None]
+        if mode == "head":
+            _, offline = self.net.run(run, offline=True)
+            return offline[0, :, 0].cpu().numpy()
+        forward, _ = self.net.run(run, offline=False)
+        backward, _ = self.net.run(run.flip(1), offline=False)
+        p = (torch.sigmoid(forward) + torch.sigmoid(backward.flip(1))) / 2
+        return torch.logit(p, eps=1e-6)[0, :, 0].cpu().numpy()
