@@ -40,7 +40,7 @@ class VisualMemoryConfig:
     weights: str = ""  # memory weights ("" = the shipped models/visual_memory.pt)
     mpnet_weights: str = ""  # MP-Net weights ("" = the shipped models/mpnet.pt)
     memory: bool = True  # false: MP-Net's map alone, every region moving
-    work_width: int = 256  # frames are processed at this width (aspect kept); the memory trained at 320, 256 keeps 15 frames/s (held-aside J 0.603 against 0.607)
+    work_width: int = 256  # frames are processed at this width (aspect kept); the shipped memory trained at 256 (15 frames/s at 640x480)
     flow_preset: str = "medium"  # DIS optical flow preset: ultrafast, fast, balanced or medium
     threshold: float = 0.5  # map probability above which a pixel is the object's
     refine_radius: int = 4  # guided-filter radius (work pixels) snapping the map to image edges; 0 = off
