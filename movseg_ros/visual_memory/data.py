@@ -23,6 +23,7 @@ from torch.utils.data import Dataset
 from movseg_ros.datasets.errors import DatasetError
 from movseg_ros.saliency.data import davis_frames, read_item
 from movseg_ros.segmenters.base import resize_to_width
+from movseg_ros.visual_memory.residual import residual_map, stride4
 
 MotionMap = Callable[[np.ndarray], np.ndarray]  # motion at a frame's pixels (H, W, 2) -> probability (H/4, W/4)
 FeatureMaps = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]  # RGB (H, W, 3) -> stride 8 and 16 features
@@ -85,21 +86,31 @@ def record_appearance(root: Path, name: str, features: FeatureMaps, work_width: 
     return {"s8": np.stack(s8).astype(np.float16), "s16": np.stack(s16).astype(np.float16), "masks": np.stack(masks)}
 
 
+def _flows(root: Path, name: str, flow_of: Callable[[int, np.ndarray], np.ndarray], work_width: int):
+    """(index, the frame's work size, its motion) for every frame of sequence `name`; frame 0 has no previous
+    frame, so its motion is None. A DatasetError names the frame whose flow is not its work size."""
+    for k, item, small, _ in _frames(root, name, work_width):
+        h, w = small.shape[:2]
+        if k == 0:
+            yield k, (h, w), None
+            continue
+        flow = np.asarray(flow_of(k, small), np.float32)
+        if flow.shape != (h, w, 2):
+            raise DatasetError(item.image, f"flow {flow.shape[:2]} is not the work size {(h, w)}")
+        yield k, (h, w), flow
+
+
 def record_motion(root: Path, name: str, motion_map: MotionMap, flow_of: Callable[[int, np.ndarray], np.ndarray],
                   work_width: int) -> dict[str, np.ndarray]:
     """MP-Net's map of every frame of sequence `name`, as recorded and mirrored (frame 0: the still map).
     `flow_of(k, rgb)` is the motion at frame k's pixels (k >= 1; `rgb` the frame at the work width)."""
     motion, still = [], None
-    for k, item, small, _ in _frames(root, name, work_width):
-        h, w = small.shape[:2]
+    for _, (h, w), flow in _flows(root, name, flow_of, work_width):
         if still is None:
             still = motion_map(np.zeros((h, w, 2), np.float32))
-        if k == 0:
+        if flow is None:
             motion.append(np.stack([still, still]))
             continue
-        flow = np.asarray(flow_of(k, small), np.float32)
-        if flow.shape != (h, w, 2):
-            raise DatasetError(item.image, f"flow {flow.shape[:2]} is not the work size {(h, w)}")
         mirrored = np.ascontiguousarray(flow[:, ::-1] * np.array([-1.0, 1.0], np.float32))
         motion.append(np.stack([motion_map(flow), motion_map(mirrored)]))
     return {"motion": np.stack(motion)[:, :, None].astype(np.float16), "still": still[None].astype(np.float16)}
@@ -109,17 +120,8 @@ def record_residual(root: Path, name: str, flow_of: Callable[[int, np.ndarray], 
                     work_width: int) -> dict[str, np.ndarray]:
     """The camera-compensated residual map (residual.py) of every frame of sequence `name`, as recorded and
     mirrored (frame 0: zeros); `flow_of` as for record_motion."""
-    from movseg_ros.visual_memory.residual import residual_map, stride4
-
-    maps = []
-    for k, item, small, _ in _frames(root, name, work_width):
-        if k == 0:
-            maps.append(np.zeros(stride4(small.shape[:2]), np.float32))
-            continue
-        flow = np.asarray(flow_of(k, small), np.float32)
-        if flow.shape != small.shape[:2] + (2,):
-            raise DatasetError(item.image, f"flow {flow.shape[:2]} is not the work size {small.shape[:2]}")
-        maps.append(residual_map(flow))
+    maps = [np.zeros(stride4(size), np.float32) if flow is None else residual_map(flow)
+            for _, size, flow in _flows(root, name, flow_of, work_width)]
     stack = np.stack(maps)
     return {"residual": np.stack([stack, stack[:, :, ::-1]], 1)[:, :, None].astype(np.float16)}
 

@@ -134,22 +134,34 @@ class VisualMemoryNet(nn.Module):
     def run(self, xs: torch.Tensor, offline: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
         """A run of inputs (B, T, C, h, w) -> online logits (B, T, 1, h, w) and, when `offline`, the
         bidirectional ones (the same GRU run backward from a zero state)."""
+        fw, bw = self.states(xs, backward=offline)
+        online = self._head(self.online_head, fw)
+        if bw is None:
+            return online, None
+        return online, self._head(self.offline_head, torch.cat([fw, bw], 2))
+
+    def averaged(self, xs: torch.Tensor) -> torch.Tensor:
+        """A run of inputs -> the mean probability (B, T, 1, h, w) of the online head on the forward and on the
+        backward states (the `average` offline mode)."""
+        fw, bw = self.states(xs, backward=True)
+        return (torch.sigmoid(self._head(self.online_head, fw)) + torch.sigmoid(self._head(self.online_head, bw))) / 2
+
+    def states(self, xs: torch.Tensor, backward: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The GRU's states (B, T, state, h, w) run forward and, when `backward`, backward from a zero state;
+        the input parts are computed once for both."""
         b, t = xs.shape[:2]
         parts = self.gru.input_part(xs.flatten(0, 1)).unflatten(0, (b, t))
         forward, h = [], None
         for k in range(t):
             h = self.gru.recur(parts[:, k], h)
             forward.append(h)
-        fw = torch.stack(forward, 1)
-        online = self._head(self.online_head, fw)
-        if not offline:
-            return online, None
-        backward, h = [], None
+        if not backward:
+            return torch.stack(forward, 1), None
+        back, h = [], None
         for k in reversed(range(t)):
             h = self.gru.recur(parts[:, k], h)
-            backward.append(h)
-        bw = torch.stack(backward[::-1], 1)
-        return online, self._head(self.offline_head, torch.cat([fw, bw], 2))
+            back.append(h)
+        return torch.stack(forward, 1), torch.stack(back[::-1], 1)
 
     @staticmethod
     def _head(head: nn.Module, states: torch.Tensor) -> torch.Tensor:

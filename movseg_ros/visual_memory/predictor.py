@@ -72,7 +72,4 @@ class OnlineMemory:
         if mode == "head":
             _, offline = self.net.run(run, offline=True)
             return offline[0, :, 0].cpu().numpy()
-        forward, _ = self.net.run(run, offline=False)
-        backward, _ = self.net.run(run.flip(1), offline=False)
-        p = (torch.sigmoid(forward) + torch.sigmoid(backward.flip(1))) / 2
-        return torch.logit(p, eps=1e-6)[0, :, 0].cpu().numpy()
+        return torch.logit(self.net.averaged(run), eps=1e-6)[0, :, 0].cpu().numpy()
