@@ -152,3 +152,53 @@ def test_the_shipped_file_records_its_data_and_licence_and_runs_in_the_default_p
     outs = [pipeline.process(Frame(img, i * 33_333_333, "scene", i))[0]
             for i, img in enumerate(make_scene(SCENE).frames)]
     assert pipeline.segmenter.refiner is not None and sum(len(o.tracks) for o in outs) > 0
+
+
+def _fold_file(path: Path, seed: int, held_aside: list[str]) -> Path:
+    from movseg_ros.saliency.network import SaliencyArch, SaliencyNet, save_saliency
+
+    torch.manual_seed(seed)
+    return save_saliency(path, SaliencyNet(SaliencyArch(width=8)), {"data": {"held_aside": held_aside}}, half=False)
+
+
+@pytest.mark.timeout(240)
+def test_out_of_fold_saliency_records_each_sequence_with_a_file_that_never_saw_it(tmp_path: Path, capsys) -> None:
+    from movseg_ros.config_io import load_pipeline_config
+    from movseg_ros.refine.data import record_sequence
+    from movseg_ros.refine.features import FEATURES
+
+    data = scene_davis(tmp_path / "davis", SCENE, names=("a", "b", "c"), frames=4)
+    fold_a = _fold_file(tmp_path / "fold_a.pt", 1, ["c", "b"])  # trained on a: it records b
+    fold_b = _fold_file(tmp_path / "fold_b.pt", 2, ["c", "a"])  # trained on b: it records a
+    (tmp_path / "pipe.yaml").write_text("geometric:\n  appearance: saliency\n  saliency_width: 64\n")
+    cache = tmp_path / "cache"
+    base = ["train", "refine", "--config", str(CONFIG / "train_refine_tiny.yaml"), "--set", f"data_root={data}",
+            "--set", "held_aside=[c]", "--set", f"cache_dir={cache}", "--set", f"pipeline_config={tmp_path / 'pipe.yaml'}"]
+    out = tmp_path / "run"
+    assert main(base + ["--set", f"fold_saliency=[{fold_a}, {fold_b}]", "--out-dir", str(out)]) == 0
+    _, meta = load_refine(out / "refine_geometric.pt")
+    assert meta["recorded_with"]["fold_saliency"] == {"a": str(fold_b), "b": str(fold_a)}
+    # three recordings, each under the fingerprint of the saliency file it was made with
+    assert sorted(p.name for p in cache.glob("*/*.npz")) == ["a.npz", "b.npz", "c.npz"]
+    assert len({p.parent for p in cache.glob("*/*.npz")}) == 3
+    pipe = load_pipeline_config(tmp_path / "pipe.yaml")
+    cached = {p.name: np.load(p)["features"] for p in cache.glob("*/*.npz")}
+    sal = FEATURES.index("salient")
+    for name, right, wrong in (("a", fold_b, fold_a), ("b", fold_a, fold_b)):
+        made = [record_sequence(data / name, _with(pipe, w), 0.25)[-1].features[sal] for w in (right, wrong)]
+        assert np.array_equal(cached[f"{name}.npz"][-1, sal], made[0])
+        assert not np.array_equal(made[0], made[1])  # the two files' maps differ: the choice shows
+    # a sequence that every file trained on, or a pipeline without the prior, is refused with the setting named
+    assert main(base + ["--set", f"fold_saliency=[{fold_a}]", "--out-dir", str(tmp_path / "run2")]) == 2
+    err = capsys.readouterr().err
+    assert "fold_saliency" in err and "'a'" in err
+    (tmp_path / "none.yaml").write_text("geometric:\n  appearance: none\n")
+    assert main(base + ["--set", f"fold_saliency=[{fold_a}, {fold_b}]", "--set", f"pipeline_config={tmp_path / 'none.yaml'}",
+                        "--out-dir", str(tmp_path / "run3")]) == 2
+    assert "saliency prior" in capsys.readouterr().err
+
+
+def _with(config: PipelineConfig, weights: Path) -> PipelineConfig:
+    d = config.to_dict()
+    d["geometric"]["saliency_weights"] = str(weights)
+    return PipelineConfig.from_dict(d)

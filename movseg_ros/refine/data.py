@@ -69,7 +69,8 @@ def record_sequence(folder: Path, config: PipelineConfig, scale: float) -> list[
 
 
 def fingerprint(config: PipelineConfig, scale: float) -> str:
-    """Names the cache of recordings made with these settings (and the saliency file's size and time)."""
+    """Names the cache of recordings made with these settings (and the saliency file's contents: two files
+    written in the same second, as out-of-fold ones may be, must not share a cache)."""
     from movseg_ros.paths import weights_file
     from movseg_ros.saliency.predictor import SHIPPED
 
@@ -77,8 +78,7 @@ def fingerprint(config: PipelineConfig, scale: float) -> str:
     geo = recording.geometric
     record: dict[str, Any] = {"geometric": recording.to_dict()["geometric"], "scale": scale}
     if geo.appearance == "saliency":
-        stat = weights_file(geo.saliency_weights, SHIPPED).stat()
-        record["saliency_file"] = [stat.st_size, int(stat.st_mtime)]
+        record["saliency_file"] = hashlib.sha1(weights_file(geo.saliency_weights, SHIPPED).read_bytes()).hexdigest()
     return hashlib.sha1(json.dumps(record, sort_keys=True).encode()).hexdigest()[:12]
 
 

@@ -32,6 +32,10 @@ class RefineTrainConfig(LoopConfig):
     sequences: tuple[str, ...] = ()  # train on these only (default: every sequence not held aside)
     pipeline_config: str = ""  # YAML of the pipeline whose maps are recorded ("" = the shipped defaults)
     cache_dir: str = "out/refine_cache"  # recorded maps, one file a sequence ("" = record every run)
+    # saliency files that each never trained on some of the training sequences (their meta's held_aside): every
+    # training sequence is recorded with one that never saw it, so the network learns from maps as good as on
+    # new video ("out-of-fold"); () = the pipeline's own saliency file for every sequence
+    fold_saliency: tuple[str, ...] = ()
     width: int = 16
     scale: float = 0.25
     rgb: bool = True  # the network also reads the frame's colours
@@ -106,6 +110,35 @@ def _pipeline_config(config: RefineTrainConfig):
     return load_pipeline_config(Path(config.pipeline_config))
 
 
+def fold_assignment(files: tuple[str, ...], names: list[str]) -> dict[str, str]:
+    """For each training sequence, the first of the saliency `files` whose meta lists it as held aside (never
+    trained on). A sequence that every file trained on is a ConfigError: its maps would be too good."""
+    from movseg_ros.saliency.network import load_saliency
+    from movseg_ros.training.common import TrainConfigError
+
+    unseen: list[tuple[str, set[str]]] = []
+    for f in files:
+        _, meta = load_saliency(f)
+        unseen.append((f, set(meta.get("data", {}).get("held_aside", []))))
+    chosen = {}
+    for name in names:
+        fits = [f for f, held in unseen if name in held]
+        if not fits:
+            raise TrainConfigError(f"fold_saliency: no file there was kept from training on '{name}' "
+                                   f"(its meta's data.held_aside); out-of-fold maps need one")
+        chosen[name] = fits[0]
+    return chosen
+
+
+def _with_saliency(pipeline, weights: str):
+    """`pipeline` with geometric.saliency_weights set to `weights`."""
+    from movseg_ros.pipeline import PipelineConfig
+
+    d = pipeline.to_dict()
+    d.setdefault("geometric", {})["saliency_weights"] = weights
+    return PipelineConfig.from_dict(d)
+
+
 def plan(config: RefineTrainConfig) -> StagePlan:
     from movseg_ros.datasets.errors import DatasetError
     from movseg_ros.refine.data import RefineFrames, collate_refine, fingerprint, recorded
@@ -127,7 +160,17 @@ def plan(config: RefineTrainConfig) -> StagePlan:
         bar.set_postfix_str(name)
         bar.update(1)
 
-    train_items = recorded(root, train_names, pipeline, config.scale, cache, step)
+    if config.fold_saliency:
+        if pipeline.geometric.appearance != "saliency":
+            from movseg_ros.training.common import TrainConfigError
+
+            raise TrainConfigError("fold_saliency: the recorded pipeline has no saliency prior (geometric.appearance)")
+        folds = fold_assignment(tuple(config.fold_saliency), train_names)
+        train_items = [item for name in train_names
+                       for item in recorded(root, [name], _with_saliency(pipeline, folds[name]), config.scale, cache, step)]
+    else:
+        folds = {}
+        train_items = recorded(root, train_names, pipeline, config.scale, cache, step)
     val_items = recorded(root, list(config.held_aside), pipeline, config.scale, cache, step)[:config.val_images]
     bar.close()
     model = build_refine(RefineArch(width=config.width, scale=config.scale, rgb=config.rgb))
@@ -138,7 +181,8 @@ def plan(config: RefineTrainConfig) -> StagePlan:
 
     meta = {"data": {"root": str(root), "sequences": train_names, "frames": len(train_items),
                      "held_aside": list(config.held_aside), "held_aside_frames": len(val_items)},
-            "recorded_with": {"pipeline": pipeline.to_dict()["geometric"], "fingerprint": fingerprint(pipeline, config.scale)},
+            "recorded_with": {"pipeline": pipeline.to_dict()["geometric"], "fingerprint": fingerprint(pipeline, config.scale),
+                              "fold_saliency": folds},
             "init": "random (the correction starts near zero: the fusion's own result)",
             "licence": "trained on DAVIS-2016 (CC BY-NC 4.0): non-commercial use"}
     return StagePlan(stage="refine", model=model, phases=[(0, train)], collate=collate_refine,
