@@ -146,6 +146,8 @@ def test_the_shipped_file_records_its_data_and_licence_and_runs_in_the_default_p
     assert meta["command"].startswith("movseg train refine") and "CC BY-NC 4.0" in meta["licence"]
     assert meta["data"]["held_aside"] == list(HELD_ASIDE)
     assert not set(meta["data"]["sequences"]) & set(HELD_ASIDE) and len(meta["data"]["sequences"]) == 24
+    folds = meta["recorded_with"]["fold_saliency"]  # out-of-fold maps: one of two files for each sequence
+    assert sorted(folds) == sorted(meta["data"]["sequences"]) and len(set(folds.values())) == 2
     config = load_pipeline_config(CONFIG / "geometric_refine.yaml")
     assert config.geometric.refine == "learned" and config.geometric.refine_weights == ""
     pipeline = Pipeline(config)

@@ -154,22 +154,23 @@ def plan(config: RefineTrainConfig) -> StagePlan:
     train_names = list(config.sequences) or [n for n in names if n not in config.held_aside]
     pipeline = _pipeline_config(config)
     cache = Path(config.cache_dir) if config.cache_dir else None
-    bar = tqdm(total=len(train_names) + len(config.held_aside), desc="refine: recording maps", unit="seq")
-
-    def step(name: str) -> None:
-        bar.set_postfix_str(name)
-        bar.update(1)
-
+    folds: dict[str, str] = {}
     if config.fold_saliency:
         if pipeline.geometric.appearance != "saliency":
             from movseg_ros.training.common import TrainConfigError
 
             raise TrainConfigError("fold_saliency: the recorded pipeline has no saliency prior (geometric.appearance)")
         folds = fold_assignment(tuple(config.fold_saliency), train_names)
+    bar = tqdm(total=len(train_names) + len(config.held_aside), desc="refine: recording maps", unit="seq")
+
+    def step(name: str) -> None:
+        bar.set_postfix_str(name)
+        bar.update(1)
+
+    if folds:
         train_items = [item for name in train_names
                        for item in recorded(root, [name], _with_saliency(pipeline, folds[name]), config.scale, cache, step)]
     else:
-        folds = {}
         train_items = recorded(root, train_names, pipeline, config.scale, cache, step)
     val_items = recorded(root, list(config.held_aside), pipeline, config.scale, cache, step)[:config.val_images]
     bar.close()
