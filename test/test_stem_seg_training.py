@@ -101,3 +101,54 @@ def test_bad_configs_are_named(overrides, words, tmp_path: Path, capsys) -> None
     assert _train(tmp_path, *[a for o in overrides for a in ("--set", o)]) == 2
     err = capsys.readouterr().err
     assert "movseg train: error:" in err and words in err
+
+
+def _tiny_davis_two(root: Path) -> Path:
+    """Two sequences, box and disk, in the DAVIS-2016 layout."""
+    import numpy as np
+    from PIL import Image
+
+    _tiny_davis(root)
+    for sub in ("JPEGImages/480p/disk", "Annotations/480p/disk"):
+        (root / sub).mkdir(parents=True)
+    for t in range(4):
+        img = np.full((64, 96, 3), 90, np.uint8)
+        mask = np.zeros((64, 96), np.uint8)
+        mask[30:50, 40:60] = 255
+        img[mask > 0] = (30, 200, 30)
+        Image.fromarray(img).save(root / f"JPEGImages/480p/disk/{t:05d}.jpg")
+        Image.fromarray(mask).save(root / f"Annotations/480p/disk/{t:05d}.png")
+    return root
+
+
+def test_held_aside_video_is_never_sampled_and_frozen_blocks_keep_imagenet_weights(tmp_path: Path, capsys) -> None:
+    root = _tiny_davis_two(tmp_path / "davis")
+    video = ["synth_weight=0", "animated_weight=0", "video_weight=1", f"video_root={root}"]
+    config = load_train_config(StemSegTrainConfig, TINY, video + ["video_held_aside=[disk]"])
+    mix = training_mix(config)
+    assert {mix[i]["origin"].split()[0] for i in range(30)} == {"box"}
+    both = training_mix(load_train_config(StemSegTrainConfig, TINY, video))
+    assert {both[i]["origin"].split()[0] for i in range(30)} == {"box", "disk"}
+    # a held-aside name the set lacks is refused, naming it
+    out = tmp_path / "run"
+    assert _train(out, *[a for o in video + ["video_held_aside=[zebra]"] for a in ("--set", o)]) == 2
+    assert "zebra" in capsys.readouterr().err
+    # the ImageNet backbone's first blocks stay as loaded; the rest of the network trains
+    imagenet = ["arch={backbone: mobilenet_v2, norm: frozen_bn}", "init=imagenet", "frozen_blocks=18",
+                "video_held_aside=[disk]", "val_images=0"]
+    assert _train(out, *[a for o in video + imagenet for a in ("--set", o)]) == 0
+    model, meta = load_stemseg(out / "w.pt")
+    from movseg_ros.stem_seg.network import StemSegArch, build_stemseg
+    from movseg_ros.two_stream.backbones import init_backbone
+
+    arch = StemSegArch.from_dict({"backbone": "mobilenet_v2", "norm": "frozen_bn"})
+    start = build_stemseg(arch)
+    init_backbone(start.backbone, arch.detector_arch(), "imagenet")
+    body, trained = start.backbone.body.state_dict(), model.backbone.body.state_dict()
+    same = lambda a, b, keys: all(torch.equal(a[k].half(), b[k].half()) for k in keys)  # noqa: E731 (stored as fp16)
+    assert same(body, trained, body)
+    fpn, fpn_trained = start.backbone.fpn.state_dict(), model.backbone.fpn.state_dict()
+    assert not same(fpn, fpn_trained, fpn)
+    assert meta["data"]["video_held_aside"] == ["disk"] and meta["data"]["frozen_blocks"] == 18
+    assert _train(tmp_path / "r2", *[a for o in video + imagenet[:2] + ["frozen_blocks=19"] for a in ("--set", o)]) == 2
+    assert "frozen_blocks" in capsys.readouterr().err

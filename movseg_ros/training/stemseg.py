@@ -42,6 +42,8 @@ class StemSegTrainConfig(LoopConfig):
     animated_weight: float = 0.4  # share of clips animated from single images
     video_weight: float = 0.0  # share of DAVIS-layout video clips (needs video_root)
     video_root: str = ""  # a DAVIS-layout data set (JPEGImages/, Annotations/)
+    video_held_aside: tuple[str, ...] = ()  # its sequences never trained on (scored with `movseg eval --sequences`)
+    frozen_blocks: int = 0  # first backbone blocks kept frozen (no gradients): keeps ImageNet features general
     coco_annotations: str = ""  # animate COCO-format images instead of the generator's single frames
     coco_images: str = ""
     embedding_weight: float = 1.0
@@ -79,6 +81,9 @@ class StemSegTrainConfig(LoopConfig):
         need(self.synth_weight + self.animated_weight + self.video_weight > 0, "synth_weight/animated_weight/video_weight",
              "are all 0: no source to sample")
         need(self.video_weight == 0 or bool(self.video_root), "video_root", "is needed when video_weight > 0")
+        need(self.frozen_blocks >= 0, "frozen_blocks", f"must be >= 0, got {self.frozen_blocks}")
+        need(self.frozen_blocks == 0 or self.init != "none", "frozen_blocks",
+             "freezes random weights without init imagenet")
         need(bool(self.coco_annotations) == bool(self.coco_images), "coco_annotations/coco_images",
              "go together (both or neither)")
         check_seed_ranges(self, "val_images")
@@ -115,9 +120,36 @@ def training_mix(config: StemSegTrainConfig) -> Dataset:
                   else SynthImages(synth, n, base_seed=lo))
         sources.append((AnimatedImageClips(images, config.clip_length, config.size, n, base_seed=lo), config.animated_weight))
     if config.video_weight > 0:
-        sources.append((VideoClips(Path(config.video_root), config.clip_length, config.size, n, base_seed=lo),
-                        config.video_weight))
+        sources.append((VideoClips(Path(config.video_root), config.clip_length, config.size, n, base_seed=lo,
+                                   sequences=video_sequences(config)), config.video_weight))
     return MixedClips(sources, n, base_seed=config.seed)
+
+
+def video_sequences(config: StemSegTrainConfig) -> list[str] | None:
+    """The video set's sequences trained on: all but `video_held_aside` (None = all); unknown names are an error."""
+    if not config.video_held_aside:
+        return None
+    from movseg_ros.datasets.errors import DatasetError
+    from movseg_ros.datasets.registry import open_dataset
+
+    root = Path(config.video_root)
+    if not root.is_dir():
+        raise DatasetError(root, "no such data folder (video_root)")
+    names = sorted(s.name for s in open_dataset(root))
+    unknown = sorted(set(config.video_held_aside) - set(names))
+    if unknown:
+        raise DatasetError(root, f"video_held_aside names sequences it does not have: {', '.join(unknown)}")
+    return [n for n in names if n not in config.video_held_aside]
+
+
+def frozen_backbone_blocks(model: nn.Module, count: int) -> list[nn.Module]:
+    """The first `count` blocks of the backbone's body (kept in eval mode, no gradients)."""
+    body = model.backbone.body
+    blocks = list(body.children())
+    if count > len(blocks):
+        raise TrainConfigError(f"training setting frozen_blocks must be at most {len(blocks)} (the backbone's blocks), "
+                               f"got {count}")
+    return blocks[:count]
 
 
 def heldout_clips(config: StemSegTrainConfig) -> Dataset:
@@ -201,12 +233,13 @@ def plan(config: StemSegTrainConfig) -> StagePlan:
             "size": list(config.size), "clip_length": config.clip_length, "train_seeds": list(config.train_seeds),
             "heldout_seeds": list(config.heldout_seeds),
             "weights": {"synth": config.synth_weight, "animated": config.animated_weight, "video": config.video_weight},
-            "animated_from": config.coco_annotations or "generator frames", "video_root": config.video_root or None}
+            "animated_from": config.coco_annotations or "generator frames", "video_root": config.video_root or None,
+            "video_held_aside": list(config.video_held_aside), "frozen_blocks": config.frozen_blocks}
     model = build_stemseg(arch)
     init = init_backbone(model.backbone, arch.detector_arch(), config.init)
     return StagePlan(stage="stemseg", model=model, phases=[(0, mix)], collate=collate_clips,
                      losses=_losses(config), save=save, export_path=config.export_path(), terms=TERMS,
-                     val=heldout_clips(config), score=tube_iou,
+                     val=heldout_clips(config), score=tube_iou, frozen=frozen_backbone_blocks(model, config.frozen_blocks),
                      plot_keys=("loss", "embedding", "seediness", "val_tube_iou"), meta={"data": data, "init": init})
 
 
