@@ -72,8 +72,11 @@ def test_report_runs_every_pipeline_on_clips_davis_and_speed(tiny_stemseg, tiny_
 
 def test_no_davis_and_given_seeds(tiny_stemseg, tmp_path, capsys) -> None:
     out_json, out_png = tmp_path / "r.json", tmp_path / "r.png"
+    chosen = tmp_path / "stem.yaml"  # the stem_seg column's own settings; weights and eager still the report's
+    chosen.write_text("pipeline: stem_seg\nstem_seg:\n  seed_threshold: 0.33\n  weights: elsewhere.pt\n  accelerator: compile\n")
     argv = ["report", "stemseg", "--weights", str(tiny_stemseg), *SMALL, "--clips", "3", "--heldout-seeds",
-            "200000:200001", "--no-davis", "--rate", "10", "--json", str(out_json), "--plot", str(out_png)]
+            "200000:200001", "--no-davis", "--rate", "10", "--config", str(chosen), "--json", str(out_json),
+            "--plot", str(out_png)]
     assert main(argv) == 0
     assert "mean J" not in capsys.readouterr().out
     report = json.loads(out_json.read_text())
@@ -85,6 +88,12 @@ def test_no_davis_and_given_seeds(tiny_stemseg, tmp_path, capsys) -> None:
     (stem, _) = report["speed"]["rows"]
     assert stem["frame_delay_ms"] == pytest.approx(500.0)  # 5 frames at 10 Hz
     assert "--no-davis" in report["command"] and "200000:200001" in report["command"]
+    stem_settings = report["synth"][0]["settings"]["stem_seg"]
+    assert stem_settings["seed_threshold"] == 0.33 and stem_settings["weights"] == str(tiny_stemseg)
+    assert stem_settings["accelerator"] == "eager" and str(chosen) in report["command"]
+    assert report["synth"][1]["settings"]["pipeline"] == "geometric"
+    assert main([*argv[:-6], "--config", str(tmp_path / "missing.yaml")]) == 2
+    assert "missing.yaml" in capsys.readouterr().err
     image = cv2.imread(str(out_png))
     assert image is not None and 900 <= image.shape[1] < 1400  # two panels
 

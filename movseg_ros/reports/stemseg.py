@@ -136,6 +136,7 @@ class StemSegReportSettings:
     speed_frames: int = 30
     rate_hz: float = 30.0  # stream rate of the speed part (the frame delay's unit)
     device: str = "cpu"
+    stem_seg_config: Path | None = None  # YAML whose stem_seg settings the stem_seg column runs with
     command: str = ""
 
     def check(self) -> None:
@@ -176,8 +177,16 @@ class StemSegReport:
 
 
 def report_configs(settings: StemSegReportSettings) -> dict[str, PipelineConfig]:
-    """stem_seg with the weights, two_stream with the joint weights when given (both eager), geometric."""
-    configs = {"stem_seg": pipeline_config("stem_seg", settings.weights, settings.device)}
+    """stem_seg with the weights (and `stem_seg_config`'s other stem_seg settings), two_stream with the joint
+    weights when given (both eager), geometric."""
+    stem_seg = pipeline_config("stem_seg", settings.weights, settings.device)
+    if settings.stem_seg_config is not None:
+        from movseg_ros.config_io import load_pipeline_config
+
+        own = {k: v for k, v in stem_seg.to_dict()["stem_seg"].items() if k in ("weights", "accelerator", "device")}
+        chosen = load_pipeline_config(settings.stem_seg_config).to_dict()["stem_seg"]
+        stem_seg = PipelineConfig.from_dict({"pipeline": "stem_seg", "stem_seg": {**chosen, **own}})
+    configs = {"stem_seg": stem_seg}
     if settings.joint is not None:
         configs["two_stream"] = pipeline_config("two_stream", settings.joint, settings.device)
     configs["geometric"] = pipeline_config("geometric")
