@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from movseg_ros.training.common import TrainConfigError
 from movseg_ros.training.loop import LoopConfig, StagePlan, train_stage
 from movseg_ros.tuning.data import HELD_ASIDE
 
@@ -112,9 +113,8 @@ def _pipeline_config(config: RefineTrainConfig):
 
 def fold_assignment(files: tuple[str, ...], names: list[str]) -> dict[str, str]:
     """For each training sequence, the first of the saliency `files` whose meta lists it as held aside (never
-    trained on). A sequence that every file trained on is a ConfigError: its maps would be too good."""
+    trained on). A sequence that every file trained on is a TrainConfigError: its maps would be too good."""
     from movseg_ros.saliency.network import load_saliency
-    from movseg_ros.training.common import TrainConfigError
 
     unseen: list[tuple[str, set[str]]] = []
     for f in files:
@@ -157,8 +157,6 @@ def plan(config: RefineTrainConfig) -> StagePlan:
     folds: dict[str, str] = {}
     if config.fold_saliency:
         if pipeline.geometric.appearance != "saliency":
-            from movseg_ros.training.common import TrainConfigError
-
             raise TrainConfigError("fold_saliency: the recorded pipeline has no saliency prior (geometric.appearance)")
         folds = fold_assignment(tuple(config.fold_saliency), train_names)
     bar = tqdm(total=len(train_names) + len(config.held_aside), desc="refine: recording maps", unit="seq")
@@ -167,11 +165,8 @@ def plan(config: RefineTrainConfig) -> StagePlan:
         bar.set_postfix_str(name)
         bar.update(1)
 
-    if folds:
-        train_items = [item for name in train_names
-                       for item in recorded(root, [name], _with_saliency(pipeline, folds[name]), config.scale, cache, step)]
-    else:
-        train_items = recorded(root, train_names, pipeline, config.scale, cache, step)
+    train_items = [item for name in train_names for item in recorded(
+        root, [name], _with_saliency(pipeline, folds[name]) if name in folds else pipeline, config.scale, cache, step)]
     val_items = recorded(root, list(config.held_aside), pipeline, config.scale, cache, step)[:config.val_images]
     bar.close()
     model = build_refine(RefineArch(width=config.width, scale=config.scale, rgb=config.rgb))
