@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torch.nn import functional as F
 
 from movseg_ros.cli import main
 from movseg_ros.frame import Frame
@@ -74,25 +75,100 @@ def test_offline_frames_see_the_future_and_online_ones_do_not() -> None:
 
 
 def test_the_averaged_offline_pass_is_the_online_head_run_both_ways() -> None:
-    from movseg_ros.visual_memory.predictor import OnlineMemory
+    from movseg_ros.visual_memory.predictor import MemoryInput, OnlineMemory
 
     torch.manual_seed(0)
     net = VisualMemoryNet(TINY).eval()
     memory = OnlineMemory(net)
     xs = _inputs(t=5)
-    frames = [xs[:, t] for t in range(5)]
+    s4, motion = torch.zeros(1, 24, 12, 16), torch.zeros(1, 1, 12, 16)
+    frames = [MemoryInput(xs[:, t], s4, motion) for t in range(5)]
     with torch.no_grad():
         forward, _ = net.run(xs, offline=False)
         backward, _ = net.run(xs.flip(1), offline=False)
     expect = (torch.sigmoid(forward) + torch.sigmoid(backward.flip(1)))[0, :, 0] / 2
     averaged = torch.sigmoid(torch.from_numpy(memory.both_ways(frames, "average")))
     assert torch.allclose(averaged, expect, atol=1e-5)
-    changed = [f.clone() for f in frames]
-    changed[-1] += 3.0
+    changed = [MemoryInput(f.x.clone(), s4, motion) for f in frames]
+    changed[-1].x += 3.0
     assert np.abs(memory.both_ways(changed, "average")[0] - memory.both_ways(frames, "average")[0]).max() > 1e-4
     with torch.no_grad():
         _, head = net.run(xs, offline=True)
     assert np.allclose(memory.both_ways(frames, "head"), head[0, :, 0].numpy(), atol=1e-6)
+
+
+def test_the_fine_decoder_steps_online_as_its_run_at_stride_4() -> None:
+    from movseg_ros.visual_memory.predictor import MemoryInput, OnlineMemory
+
+    torch.manual_seed(0)
+    net = VisualMemoryNet(MemoryArch(appearance=8, state=8, fine=4)).eval()
+    xs = _inputs()
+    s4, motion = torch.randn(1, 5, 24, 12, 16), torch.rand(1, 5, 1, 12, 16)
+    with torch.no_grad():
+        online, _ = net.run(xs, offline=False, s4=s4, motion=motion)
+        coarse, _ = net.run(xs, offline=False)
+        changed = s4.clone()
+        changed[:, -1] += 3.0
+        later, _ = net.run(xs, offline=False, s4=changed, motion=motion)
+    assert online.shape == (1, 5, 1, 12, 16) and coarse.shape == (1, 5, 1, 6, 8)
+    assert torch.equal(online[:, :4], later[:, :4]) and (online[:, 4] - later[:, 4]).abs().max() > 1e-4
+    memory = OnlineMemory(net)
+    frames = [MemoryInput(xs[:, t], s4[:, t], motion[:, t]) for t in range(5)]
+    steps = np.stack([memory.step(f) for f in frames])
+    assert np.allclose(steps, online[0, :, 0].numpy(), atol=1e-5)
+    with torch.no_grad():
+        backward, _ = net.run(xs.flip(1), offline=False, s4=s4.flip(1), motion=motion.flip(1))
+    expect = (torch.sigmoid(online) + torch.sigmoid(backward.flip(1)))[0, :, 0] / 2
+    assert torch.allclose(torch.sigmoid(torch.from_numpy(memory.both_ways(frames, "average"))), expect, atol=1e-5)
+    with pytest.raises(ValueError, match="fine"):
+        MemoryArch(fine=-1)
+
+
+def _bars(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One-cell bars at stride 4 (a stride-8 cell holds half bar, half background, either half alike): the
+    targets, the logits a perfect stride-8 head could give, and 23 channels of noise."""
+    gen = torch.Generator().manual_seed(seed)
+    target = torch.zeros(n, 1, 16, 16)
+    for k in range(n):
+        y, x = (int(v) for v in torch.randint(0, 10, (2,), generator=gen))
+        if k % 2:
+            target[k, 0, y, x:x + 6] = 1.0
+        else:
+            target[k, 0, y:y + 6, x] = 1.0
+    coarse = torch.logit(F.avg_pool2d(target, 2).clamp(0.02, 0.98))
+    return target, coarse, torch.randn(n, 23, 16, 16, generator=gen)
+
+
+def test_the_fine_decoder_learns_edges_a_stride_8_map_cannot_hold() -> None:
+    from movseg_ros.visual_memory.network import FineDecoder
+
+    def iou(logits: torch.Tensor, target: torch.Tensor) -> float:
+        pred, truth = logits > 0, target > 0.5
+        return float((pred & truth).sum() / (pred | truth).sum())
+
+    def held_out_iou(edges: bool) -> float:
+        """Trained on one set of bars, scored on another; `edges`: the bars show in the appearance features."""
+        torch.manual_seed(0)
+        decoder = FineDecoder(8, 24, 1, 8)
+        opt = torch.optim.Adam(decoder.parameters(), lr=1e-2)
+        sets = []
+        for seed in (1, 2):
+            target, coarse, noise = _bars(32, seed)
+            s4 = torch.cat([(target * 2 - 1) if edges else torch.zeros_like(target), noise], 1)
+            sets.append((target, (coarse, torch.zeros(32, 8, 8, 8), s4, torch.zeros(32, 1, 16, 16))))
+        (target, inputs), (test_target, test_inputs) = sets
+        for _ in range(150):
+            loss = F.binary_cross_entropy_with_logits(decoder(*inputs), target)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        with torch.no_grad():
+            return iou(decoder(*test_inputs), test_target)
+
+    target, coarse, _ = _bars(32, 2)
+    upsampled = iou(F.interpolate(coarse, size=(16, 16), mode="bilinear", align_corners=False), target)
+    with_edges, blind = held_out_iou(True), held_out_iou(False)
+    assert with_edges > max(upsampled, blind) + 0.2, (with_edges, upsampled, blind)
 
 
 def test_the_weights_file_round_trips_and_bad_files_are_named(tmp_path: Path) -> None:
@@ -137,7 +213,7 @@ def _sequence(n: int = 6) -> SequenceInputs:
     for k in range(n):
         masks[k, 2:6, k:k + 3] = True
     motion = np.stack([np.full((2, 1, 2, 3), 0.1 * (k + 1), np.float16) for k in range(n)])
-    return SequenceInputs("s", rng.random((n, 2, 32, 1, 2)).astype(np.float16),
+    return SequenceInputs("s", rng.random((n, 2, 24, 2, 3)).astype(np.float16), rng.random((n, 2, 32, 1, 2)).astype(np.float16),
                           rng.random((n, 2, 96, 1, 1)).astype(np.float16), motion, masks,
                           np.full((1, 2, 3), -1.0, np.float16))
 
@@ -167,6 +243,19 @@ def test_stop_and_go_runs_hold_the_frame_without_motion_and_mirror_the_masks() -
     assert all(torch.equal(mirrored[i]["offline_target"], plain[i]["offline_target"].flip(-1)) for i in range(5))
 
 
+def test_a_held_frame_loses_its_motion_but_keeps_its_saliency_map() -> None:
+    seq = _sequence()
+    salient = np.stack([np.full((2, 1, 2, 3), 0.05 * (k + 1), np.float16) for k in range(len(seq))])
+    seq.motion = np.concatenate([seq.motion, salient], 2)  # MP-Net's map, then the saliency's; `still` covers the first
+    stops = MemoryRuns([seq], 4, 20, seed=1, augment=RunAugment(stop=1.0, static_start=0.0, mirror=0.0))
+    for i in range(8):
+        item = stops[i]
+        held = (item["motion"][:, 0] < 0).flatten(1).all(1)
+        assert held.any() and not (item["motion"][:, 1] < 0).any()
+        k = int(np.argmax(held.numpy())) - 1
+        assert all(torch.equal(item["motion"][t, 1], item["motion"][k, 1]) for t in range(k, 4))  # the held frame's map
+
+
 def test_crops_are_one_window_at_every_stride() -> None:
     n, h8, w8 = 4, 6, 8
     yy, xx = np.mgrid[0:h8, 0:w8]
@@ -176,7 +265,8 @@ def test_crops_are_one_window_at_every_stride() -> None:
     motion = np.broadcast_to((100 * (r4 // 2) + c4 // 2).astype(np.float16) / 1000, (n, 2, 1, 2 * h8, 2 * w8)).copy()
     r, c = np.mgrid[0:8 * h8, 0:8 * w8]
     masks = np.broadcast_to((r // 8 + 3 * (c // 8)) % 2 == 0, (n, 8 * h8, 8 * w8)).copy()
-    seq = SequenceInputs("s", s8, s16, motion, masks, np.zeros((1, 2 * h8, 2 * w8), np.float16))
+    s4 = np.broadcast_to(motion[:, :, :1] * 1000, (n, 2, 24, 2 * h8, 2 * w8)).copy()
+    seq = SequenceInputs("s", s4, s8, s16, motion, masks, np.zeros((1, 2 * h8, 2 * w8), np.float16))
     runs = MemoryRuns([seq], 2, 30, augment=RunAugment(stop=0.0, static_start=0.0, mirror=0.0), crop=(2, 4))
     corners = set()
     for i in range(30):
@@ -187,6 +277,7 @@ def test_crops_are_one_window_at_every_stride() -> None:
         corners.add((y, x))
         assert y % 2 == 0 and x % 2 == 0 and int(item["s16"][0, 0, 0, 0]) == corner
         assert int(round(1000 * float(item["motion"][0, 0, 0, 0]))) == corner
+        assert item["s4"].shape[-2:] == (4, 8) and int(item["s4"][0, 0, 0, 0]) == corner
         assert torch.equal(item["offline_target"][0, 0], torch.from_numpy(masks[0, 8 * y:8 * y + 16, 8 * x:8 * x + 32]).float())
     assert len(corners) > 3
     with pytest.raises(ValueError, match="does not fit"):
@@ -303,3 +394,41 @@ def test_the_shipped_files_record_their_data_and_track_the_built_in_scene() -> N
         ids, counts = np.unique(out.label_map[scene.ids[t] == mover], return_counts=True)
         mover_ids.append(int(ids[counts.argmax()]))
     assert mover_ids[3] != 0 and set(mover_ids[3:]) == {mover_ids[3]}  # one id for the mover from frame 3 on
+
+
+@pytest.mark.timeout(240)
+def test_a_memory_reading_saliency_trains_on_out_of_fold_maps_and_runs_with_its_network(tmp_path: Path, capsys) -> None:
+    from movseg_ros.saliency.network import SaliencyArch, build_saliency, save_saliency
+    from movseg_ros.visual_memory.data import record_saliency
+
+    data = scene_davis(tmp_path / "davis", SCENE)
+    torch.manual_seed(0)
+    save_mpnet(tmp_path / "mp.pt", MPNet(MPNetArch()).eval(), {})
+    nets = {}
+    for name, held in (("fold", ["a", "b"]), ("runtime", ["b"])):  # the runtime network trained on a
+        nets[name] = build_saliency(SaliencyArch(width=8), init="none").eval()
+        save_saliency(tmp_path / f"{name}.pt", nets[name], {"data": {"held_aside": held}}, half=False)
+    cache = tmp_path / "cache"
+    base = ["train", "visual_memory", "--config", str(CONFIG / "train_visual_memory_tiny.yaml"),
+            "--set", f"data_root={data}", "--set", "held_aside=[b]", "--set", f"cache_dir={cache}",
+            "--set", f"flow_cache={tmp_path / 'flow'}", "--set", f"mpnet={tmp_path / 'mp.pt'}",
+            "--set", "saliency=true", "--set", "fine=4", "--set", f"saliency_weights={tmp_path / 'runtime.pt'}"]
+    assert main(base + ["--set", f"fold_saliency=[{tmp_path / 'runtime.pt'}]", "--out-dir", str(tmp_path / "in_fold")]) == 2
+    assert "fold_saliency" in (err := capsys.readouterr().err) and "'a'" in err
+    assert main(base + ["--set", f"fold_saliency=[{tmp_path / 'fold.pt'}]", "--out-dir", str(tmp_path / "run")]) == 0
+    recorded = {p.name: p for p in cache.glob("saliency/*/*.npz")}
+    assert sorted(recorded) == ["a.npz", "b.npz"] and recorded["a.npz"].parent != recorded["b.npz"].parent
+    for name, net in (("a", nets["fold"]), ("b", nets["runtime"])):  # each sequence's maps from its own network
+        appearance = next(cache.glob(f"appearance/*/{name}.npz"))
+        with np.load(recorded[f"{name}.npz"]) as z:
+            assert np.allclose(z["saliency"], record_saliency(appearance, net.decode)["saliency"], atol=1e-3)
+    memory, meta = load_memory(tmp_path / "run" / "visual_memory.pt")
+    assert memory.arch.saliency and memory.arch.fine == 4 and meta["saliency"] is True
+    settings = {"weights": str(tmp_path / "run" / "visual_memory.pt"), "mpnet_weights": str(tmp_path / "mp.pt"),
+                "saliency_weights": str(tmp_path / "runtime.pt")}
+    frames = [Frame(img, i * 33_333_333, "scene", i) for i, img in enumerate(make_scene(SCENE).frames[:3])]
+    pipeline = Pipeline(PipelineConfig.from_dict({"pipeline": "visual_memory", "visual_memory": settings}))
+    assert len([r for f in frames for r in pipeline.segment(f)]) == 3
+    missing = {**settings, "saliency_weights": str(tmp_path / "nope.pt")}
+    with pytest.raises(ModelFileError, match="nope.pt.*visual_memory.saliency_weights"):
+        Pipeline(PipelineConfig.from_dict({"pipeline": "visual_memory", "visual_memory": missing}))

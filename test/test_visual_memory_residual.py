@@ -45,7 +45,7 @@ def test_the_residual_ignores_the_camera_and_finds_the_mover() -> None:
 def test_cached_residual_maps_are_a_second_motion_channel_and_a_mismatch_is_named(tmp_path: Path) -> None:
     n, h4, w4 = 3, 4, 6
     rng = np.random.default_rng(0)
-    save_arrays(tmp_path / "app.npz", {"s8": rng.random((n, 2, 32, 2, 3)).astype(np.float16),
+    save_arrays(tmp_path / "app.npz", {"s4": rng.random((n, 2, 24, 4, 6)).astype(np.float16), "s8": rng.random((n, 2, 32, 2, 3)).astype(np.float16),
                                        "s16": rng.random((n, 2, 96, 1, 2)).astype(np.float16),
                                        "masks": np.zeros((n, 16, 24), bool)})
     motion = rng.random((n, 2, 1, h4, w4)).astype(np.float16)

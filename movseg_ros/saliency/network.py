@@ -60,6 +60,10 @@ class SaliencyNet(nn.Module):
             x = block(x)
             if i in TAPS:
                 taps.append(x)
+        return self.decode(taps)
+
+    def decode(self, taps: list[torch.Tensor] | tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """The encoder's stride-4, 8 and 16 features -> logits at stride 4 (the visual memory shares its encoder)."""
         y = self.context(self.lateral[-1](taps[-1]))
         for lateral, smooth, tap in zip(reversed(self.lateral[:-1]), reversed(self.smooth), reversed(taps[:-1])):
             y = smooth(lateral(tap) + F.interpolate(y, size=tap.shape[-2:], mode="bilinear", align_corners=False))

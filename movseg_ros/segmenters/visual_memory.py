@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_WEIGHTS = "visual_memory.pt"  # in the package's models/ folder
 DEFAULT_MPNET = "mpnet.pt"
+DEFAULT_SALIENCY = "saliency_mobilenet_v2.pt"
 OFFLINE_MODES = ("average", "head")
 
 
@@ -39,6 +40,7 @@ class VisualMemoryConfig:
 
     weights: str = ""  # memory weights ("" = the shipped models/visual_memory.pt)
     mpnet_weights: str = ""  # MP-Net weights ("" = the shipped models/mpnet.pt)
+    saliency_weights: str = ""  # saliency network, for a memory that reads its map ("" = the shipped models/saliency_mobilenet_v2.pt)
     memory: bool = True  # false: MP-Net's map alone, every region moving
     work_width: int = 256  # frames are processed at this width (aspect kept); the shipped memory trained at 256 (15 frames/s at 640x480)
     flow_preset: str = "medium"  # DIS optical flow preset: ultrafast, fast, balanced or medium
@@ -82,6 +84,9 @@ class VisualMemoryConfig:
     def mpnet_path(self) -> Path:
         return weights_file(self.mpnet_weights, DEFAULT_MPNET)
 
+    def saliency_path(self) -> Path:
+        return weights_file(self.saliency_weights, DEFAULT_SALIENCY)
+
 
 @dataclass
 class _FrameMaps:
@@ -121,7 +126,7 @@ class VisualMemorySegmenter:
         self._residual = False  # the memory reads the camera-compensated residual too (its arch says so)
         if config.memory:
             net, self.meta = load_memory(config.weights_path())
-            self.memory = OnlineMemory(net, frozen=frozen, device=device)
+            self.memory = OnlineMemory(net, frozen=frozen, device=device, saliency=self._saliency(net))
             self._residual = net.arch.residual
             learned_from = self.meta.get("mpnet_sha256")
             if learned_from and learned_from != file_sha256(config.mpnet_path()):
@@ -132,6 +137,25 @@ class VisualMemorySegmenter:
         self.flow = DISFlow(DISFlowConfig(preset=config.flow_preset, scale=1.0))
         self.clock: StageClock | None = None  # `movseg bench stages` sets one
         self.reset()
+
+    def _saliency(self, net):
+        """The saliency network a memory that reads its map needs (None otherwise); errors name its setting."""
+        if not net.arch.saliency:
+            return None
+        from movseg_ros.model_files import ModelFileError
+        from movseg_ros.saliency.network import load_saliency
+        from movseg_ros.visual_memory.data import file_sha256
+
+        path = self.config.saliency_path()
+        try:
+            saliency, _ = load_saliency(path)
+        except ModelFileError as e:
+            raise ModelFileError(e.path, f"{e.problem} (the file of visual_memory.saliency_weights)") from None
+        learned_from = self.meta.get("saliency_sha256")
+        if learned_from and learned_from != file_sha256(path):
+            log.warning("visual_memory: the memory %s learned from another saliency network (sha256 %s) than %s",
+                        self.config.weights_path(), learned_from[:12], path)
+        return saliency
 
     def flush(self) -> list[SegmenterResult]:
         """Online: nothing is ever held back."""

@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from movseg_ros.training.common import TrainConfigError
 from movseg_ros.training.loop import LoopConfig, StagePlan, train_stage
+from movseg_ros.training.saliency_folds import fold_assignment
 from movseg_ros.tuning.data import HELD_ASIDE
 
 TERMS = ("bce", "soft_iou")
@@ -109,25 +110,6 @@ def _pipeline_config(config: RefineTrainConfig):
     from movseg_ros.config_io import load_pipeline_config
 
     return load_pipeline_config(Path(config.pipeline_config))
-
-
-def fold_assignment(files: tuple[str, ...], names: list[str]) -> dict[str, str]:
-    """For each training sequence, the first of the saliency `files` whose meta lists it as held aside (never
-    trained on). A sequence that every file trained on is a TrainConfigError: its maps would be too good."""
-    from movseg_ros.saliency.network import load_saliency
-
-    unseen: list[tuple[str, set[str]]] = []
-    for f in files:
-        _, meta = load_saliency(f)
-        unseen.append((f, set(meta.get("data", {}).get("held_aside", []))))
-    chosen = {}
-    for name in names:
-        fits = [f for f, held in unseen if name in held]
-        if not fits:
-            raise TrainConfigError(f"fold_saliency: no file there was kept from training on '{name}' "
-                                   f"(its meta's data.held_aside); out-of-fold maps need one")
-        chosen[name] = fits[0]
-    return chosen
 
 
 def _with_saliency(pipeline, weights: str):

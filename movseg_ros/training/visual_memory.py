@@ -22,7 +22,7 @@ from movseg_ros.training.loop import LoopConfig, StagePlan, train_stage
 from movseg_ros.visual_memory.data import file_sha256
 from movseg_ros.tuning.data import HELD_ASIDE
 
-TERMS = ("online_bce", "offline_bce")
+TERMS = ("online_bce", "fine_bce", "offline_bce")
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,12 @@ class MemoryTrainConfig(LoopConfig):
     kernel: int = 3
     residual: bool = False  # the flow's camera-compensated residual as a second motion input (MemoryArch.residual)
     dropout: float = 0.0  # share of appearance channels dropped in training (MemoryArch.dropout)
+    fine: int = 0  # channels of the stride-4 decoder on the online head (MemoryArch.fine; 0: none)
+    saliency: bool = False  # the saliency network's map as a last input (MemoryArch.saliency)
+    saliency_weights: str = "models/saliency_mobilenet_v2.pt"  # the saliency network the memory runs with; it
+    #   gives the held-aside sequences' maps, so it must never have trained on them
+    fold_saliency: tuple[str, ...] = ()  # saliency files for the training sequences' maps, each sequence's from a
+    #   file that never trained on it (training/saliency_folds.py); needed with `saliency`
     run_length: int = 8  # frames a run (BPTT length)
     crop: tuple[int, int] = (12, 16)  # training window in stride-8 cells (height, width), aligned; (0, 0): whole frames
     stop: float = 0.2  # share of runs where the object stops part-way
@@ -75,7 +81,7 @@ class MemoryTrainConfig(LoopConfig):
         """The memory's architecture record."""
         from movseg_ros.visual_memory.network import MemoryArch
 
-        return MemoryArch(self.appearance, self.state, self.kernel, self.residual, self.dropout)
+        return MemoryArch(self.appearance, self.state, self.kernel, self.residual, self.dropout, self.fine, self.saliency)
 
     def export_path(self) -> Path:
         return Path(self.export) if self.export else Path(self.out_dir) / "visual_memory.pt"
@@ -101,10 +107,16 @@ def run_inputs(net: nn.Module, batch: dict[str, Any], device: torch.device) -> t
 def _losses(config: MemoryTrainConfig):
     def losses(net: nn.Module, batch: dict[str, Any], device: torch.device) -> dict[str, torch.Tensor]:
         inner = net.module if hasattr(net, "module") else net
-        online, offline = inner.run(run_inputs(inner, batch, device), offline=config.offline_weight > 0)
+        fw, bw = inner.states(run_inputs(inner, batch, device), backward=config.offline_weight > 0)
+        online = inner.refined(fw, None, None)  # the stride-8 head, trained on its own too
+        offline = None if bw is None else inner.offline_head(torch.cat([fw, bw], 2).flatten(0, 1)).unflatten(0, fw.shape[:2])
+        fine = None
+        if inner.fine is not None:
+            fine = inner.refined(fw, batch["s4"].to(device), batch["motion"].to(device))
         size = (online.shape[-2] * 2, online.shape[-1] * 2)  # stride 4: the targets' area average
         out = {}
         for name, logits, key, weight in (("online_bce", online, "online_target", 1.0),
+                                          ("fine_bce", fine, "online_target", 1.0),
                                           ("offline_bce", offline, "offline_target", config.offline_weight)):
             if logits is None:
                 continue
@@ -128,7 +140,8 @@ def held_out_j(model: nn.Module, items: list[dict[str, Any]], device: torch.devi
     model.eval()
     scores: dict[str, list[float]] = {"val_j_online": [], "val_j_offline": []}
     for item in items:
-        online, offline = model.run(run_inputs(model, item, device), offline=True)
+        online, offline = model.run(run_inputs(model, item, device), offline=True, s4=item["s4"].to(device),
+                                    motion=item["motion"].to(device))
         size = item["masks"].shape[-2:]
         for key, logits in (("val_j_online", online), ("val_j_offline", offline)):
             pred = (_logits_at(logits, size)[0, :, 0] > 0).cpu().numpy()
@@ -172,8 +185,34 @@ def recorded_sequences(config: MemoryTrainConfig, names: list[str], encoder: nn.
         for name in tqdm([n for n in names if not (residual_dir / f"{n}.npz").is_file()], desc="record residual maps",
                          disable=not progress):
             save_arrays(residual_dir / f"{name}.npz", record_residual(root, name, flows(name), config.work_width))
+    saliency = saliency_caches(config, names, app_dir, progress) if config.saliency else {}
     return [load_inputs(app_dir / f"{n}.npz", motion_dir / f"{n}.npz", n,
-                        residual_dir / f"{n}.npz" if residual_dir else None) for n in names]
+                        residual_dir / f"{n}.npz" if residual_dir else None, saliency.get(n)) for n in names]
+
+
+def saliency_caches(config: MemoryTrainConfig, names: list[str], app_dir: Path, progress: bool = True) -> dict[str, Path]:
+    """Each sequence's saliency-map cache, recorded from its appearance cache where missing: held-aside sequences
+    through `saliency_weights` (the network the memory will run with), training ones out of fold."""
+    from movseg_ros.saliency.network import load_saliency
+    from movseg_ros.training.common import TrainConfigError
+    from movseg_ros.training.saliency_folds import fold_assignment
+    from movseg_ros.visual_memory.data import record_saliency, saliency_fingerprint, save_arrays
+
+    if not config.fold_saliency:
+        raise TrainConfigError("fold_saliency: saliency needs out-of-fold files for the training sequences")
+    held = [n for n in names if n in config.held_aside]
+    chosen = {**fold_assignment(tuple(config.fold_saliency), [n for n in names if n not in config.held_aside]),
+              **fold_assignment((config.saliency_weights,), held, "saliency_weights")}
+    paths = {n: Path(config.cache_dir) / "saliency" / saliency_fingerprint(Path(f), config.work_width) / f"{n}.npz"
+             for n, f in chosen.items()}
+    for f in sorted(set(chosen.values())):
+        todo = [n for n in names if chosen[n] == f and not paths[n].is_file()]
+        if not todo:
+            continue
+        net, _ = load_saliency(f)
+        for name in tqdm(todo, desc=f"record saliency ({Path(f).parent.name})", disable=not progress):
+            save_arrays(paths[name], record_saliency(app_dir / f"{name}.npz", net.decode))
+    return paths
 
 
 def plan(config: MemoryTrainConfig) -> StagePlan:
@@ -198,13 +237,16 @@ def plan(config: MemoryTrainConfig) -> StagePlan:
     meta = {"data": {"root": str(root), "sequences": names, "frames": sum(len(s) for s in train_seqs),
                      "held_aside": held, "work_width": config.work_width, "dis_preset": config.dis_preset},
             "mpnet": str(config.mpnet), "mpnet_sha256": file_sha256(Path(config.mpnet)),
-            "residual": config.residual, "run_length": config.run_length, "crop": list(config.crop),
+            "residual": config.residual, "fine": config.fine, "saliency": config.saliency,
+            **({"saliency_sha256": file_sha256(Path(config.saliency_weights)),
+                "fold_saliency": list(config.fold_saliency)} if config.saliency else {}),
+            "run_length": config.run_length, "crop": list(config.crop),
             "augment": {"stop": config.stop, "static_start": config.static_start, "mirror": config.mirror},
             "init": "imagenet", "init_source": f"{src.distribution}=={src.version} ({src.licence}): {src.relative}",
             "licence": "trained on DAVIS-2016 (CC BY-NC 4.0): non-commercial use"}
     return StagePlan(stage="visual_memory", model=model, phases=[(0, runs)], collate=collate_runs,
                      losses=_losses(config), save=save, export_path=config.export_path(), terms=TERMS,
-                     val=val, score=held_out_j, plot_keys=("loss", "online_bce", "offline_bce", "val_j_online", "val_j_offline"),
+                     val=val, score=held_out_j, plot_keys=("loss", "online_bce", "fine_bce", "offline_bce", "val_j_online", "val_j_offline"),
                      frozen=[model.encoder], meta=meta)
 
 

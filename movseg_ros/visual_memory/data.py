@@ -26,7 +26,7 @@ from movseg_ros.segmenters.base import resize_to_width
 from movseg_ros.visual_memory.residual import residual_map, stride4
 
 MotionMap = Callable[[np.ndarray], np.ndarray]  # motion at a frame's pixels (H, W, 2) -> probability (H/4, W/4)
-FeatureMaps = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]  # RGB (H, W, 3) -> stride 8 and 16 features
+FeatureMaps = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]  # RGB (H, W, 3) -> stride 4, 8 and 16 features
 CACHE_VERSION = 1
 
 
@@ -35,19 +35,20 @@ class SequenceInputs:
     """One sequence's cached inputs; axis 1 of the feature arrays is (as recorded, mirrored)."""
 
     name: str
+    s4: np.ndarray  # (N, 2, 24, h4, w4) float16
     s8: np.ndarray  # (N, 2, 32, h8, w8) float16
     s16: np.ndarray  # (N, 2, 96, h16, w16) float16
-    motion: np.ndarray  # (N, 2, C, h4, w4) float16: MP-Net's map (and the residual's); frame 0 holds the still maps
+    motion: np.ndarray  # (N, 2, C, h4, w4) float16: MP-Net's map (the residual's, the saliency's); frame 0 holds the still maps
     masks: np.ndarray  # (N, H, W) bool at the work size (as recorded)
-    still: np.ndarray  # (C, h4, w4) float16: the maps of no motion at all
+    still: np.ndarray  # (M, h4, w4) float16: the first M (motion) maps when nothing moves; the saliency map stays the frame's
 
     def __len__(self) -> int:
         return len(self.masks)
 
 
 def appearance_fingerprint(work_width: int) -> str:
-    """What made an appearance cache: the work width and the encoder (ImageNet MobileNetV2, frozen)."""
-    return hashlib.sha256(json.dumps([CACHE_VERSION, work_width, "imagenet"]).encode()).hexdigest()[:12]
+    """What made an appearance cache: the work width and the encoder (ImageNet MobileNetV2, frozen, strides 4-16)."""
+    return hashlib.sha256(json.dumps([CACHE_VERSION, work_width, "imagenet", "s4"]).encode()).hexdigest()[:12]
 
 
 def file_sha256(path: Path) -> str:
@@ -66,6 +67,24 @@ def residual_fingerprint(work_width: int, dis_preset: str) -> str:
     return hashlib.sha256(json.dumps([CACHE_VERSION, "residual", work_width, dis_preset]).encode()).hexdigest()[:12]
 
 
+def saliency_fingerprint(saliency_file: Path, work_width: int) -> str:
+    """What made a saliency cache: the saliency network's file bytes and the work width."""
+    digest = file_sha256(saliency_file)[:16]
+    return hashlib.sha256(json.dumps([CACHE_VERSION, "saliency", digest, work_width]).encode()).hexdigest()[:12]
+
+
+def record_saliency(appearance: Path, decode: Callable[[tuple[torch.Tensor, ...]], torch.Tensor]) -> dict[str, np.ndarray]:
+    """The saliency probability of every frame of a recorded appearance cache (as recorded and mirrored), from
+    its stride-4, 8 and 16 features through `decode` (SaliencyNet.decode: the two networks share the encoder)."""
+    a = _read_arrays(appearance, ("s4", "s8", "s16"))
+    maps = []
+    with torch.no_grad():
+        for k in range(len(a["s4"])):
+            taps = tuple(torch.from_numpy(a[key][k].astype(np.float32)) for key in ("s4", "s8", "s16"))
+            maps.append(torch.sigmoid(decode(taps)).numpy())
+    return {"saliency": np.stack(maps).astype(np.float16)}
+
+
 def _frames(root: Path, name: str, work_width: int):
     """(index, item, RGB at the work width, mask at the work width) for every frame of the sequence."""
     for k, item in enumerate(davis_frames(root, [name])):
@@ -77,13 +96,15 @@ def _frames(root: Path, name: str, work_width: int):
 
 def record_appearance(root: Path, name: str, features: FeatureMaps, work_width: int) -> dict[str, np.ndarray]:
     """Every frame of sequence `name` (as recorded and mirrored) through the frozen encoder, with its mask."""
-    s8, s16, masks = [], [], []
+    taps: tuple[list, list, list] = ([], [], [])
+    masks = []
     for _, _, small, mask in _frames(root, name, work_width):
         pairs = [features(np.ascontiguousarray(small[:, ::-1] if mirrored else small)) for mirrored in (False, True)]
-        s8.append(np.stack([p[0] for p in pairs]))
-        s16.append(np.stack([p[1] for p in pairs]))
+        for k, tap in enumerate(taps):
+            tap.append(np.stack([p[k] for p in pairs]))
         masks.append(mask)
-    return {"s8": np.stack(s8).astype(np.float16), "s16": np.stack(s16).astype(np.float16), "masks": np.stack(masks)}
+    arrays = {key: np.stack(tap).astype(np.float16) for key, tap in zip(("s4", "s8", "s16"), taps)}
+    return {**arrays, "masks": np.stack(masks)}
 
 
 def _flows(root: Path, name: str, flow_of: Callable[[int, np.ndarray], np.ndarray], work_width: int):
@@ -142,13 +163,14 @@ def _read_arrays(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
         raise DatasetError(path, f"unreadable visual-memory cache ({e}); delete it to rebuild") from None
 
 
-def load_inputs(appearance: Path, motion: Path, name: str, residual: Path | None = None) -> SequenceInputs:
-    """A cached sequence from its files (the residual's, when given, as a second motion channel); a DatasetError
-    names the file when one is unreadable or they disagree."""
-    a = _read_arrays(appearance, ("s8", "s16", "masks"))
+def load_inputs(appearance: Path, motion: Path, name: str, residual: Path | None = None,
+                saliency: Path | None = None) -> SequenceInputs:
+    """A cached sequence from its files (the residual's, then the saliency's, when given, as further motion
+    channels); a DatasetError names the file when one is unreadable or they disagree."""
+    a = _read_arrays(appearance, ("s4", "s8", "s16", "masks"))
     m = _read_arrays(motion, ("motion", "still"))
     n = len(a["masks"])
-    if not len(a["s8"]) == len(a["s16"]) == n or a["s8"].shape[1] != 2:
+    if not len(a["s4"]) == len(a["s8"]) == len(a["s16"]) == n or a["s8"].shape[1] != 2:
         raise DatasetError(appearance, "inconsistent visual-memory cache (frame counts differ); delete it to rebuild")
     if len(m["motion"]) != n:
         raise DatasetError(motion, f"has {len(m['motion'])} frames but {appearance.name} has {n}; delete it to rebuild")
@@ -159,7 +181,12 @@ def load_inputs(appearance: Path, motion: Path, name: str, residual: Path | None
             raise DatasetError(residual, f"maps {r.shape} do not match {motion.name}'s {maps.shape}; delete it to rebuild")
         maps = np.concatenate([maps, r], 2)
         still = np.concatenate([still, np.zeros_like(still)], 0)
-    return SequenceInputs(name, a["s8"], a["s16"], maps, a["masks"], still)
+    if saliency is not None:
+        sal = _read_arrays(saliency, ("saliency",))["saliency"]
+        if sal.shape[:2] != maps.shape[:2] or sal.shape[3:] != maps.shape[3:]:
+            raise DatasetError(saliency, f"maps {sal.shape} do not match {motion.name}'s {maps.shape}; delete it to rebuild")
+        maps = np.concatenate([maps, sal], 2)
+    return SequenceInputs(name, a["s4"], a["s8"], a["s16"], maps, a["masks"], still)
 
 
 @dataclass(frozen=True)
@@ -218,9 +245,9 @@ class MemoryRuns(Dataset):
                 moving[:k + 1] = False
                 online_visible[:k + 1] = False
         side = int(mirrored)
-        s8, s16 = seq.s8[frames, side], seq.s16[frames, side]
+        s4, s8, s16 = seq.s4[frames, side], seq.s8[frames, side], seq.s16[frames, side]
         motion = seq.motion[frames, side].astype(np.float32)
-        motion[~moving] = seq.still.astype(np.float32)
+        motion[~moving, :len(seq.still)] = seq.still.astype(np.float32)
         masks = seq.masks[frames]
         if mirrored:
             masks = masks[:, :, ::-1]
@@ -228,10 +255,12 @@ class MemoryRuns(Dataset):
             (ch, cw), (h, w) = self.crop, masks.shape[1:]
             y, x = (2 * int(rng.integers(0, (n // 8 - c) // 2 + 1)) for n, c in ((h, ch), (w, cw)))
             s8, s16 = s8[..., y:y + ch, x:x + cw], s16[..., y // 2:(y + ch + 1) // 2, x // 2:(x + cw + 1) // 2]
+            s4 = s4[..., 2 * y:2 * (y + ch), 2 * x:2 * (x + cw)]
             motion = motion[..., 2 * y:2 * (y + ch), 2 * x:2 * (x + cw)]
             masks = masks[:, 8 * y:8 * (y + ch), 8 * x:8 * (x + cw)]
         offline = torch.from_numpy(np.ascontiguousarray(masks)).float()[:, None]
-        return {"s8": torch.from_numpy(s8.astype(np.float32)),
+        return {"s4": torch.from_numpy(s4.astype(np.float32)),
+                "s8": torch.from_numpy(s8.astype(np.float32)),
                 "s16": torch.from_numpy(s16.astype(np.float32)),
                 "motion": torch.from_numpy(np.ascontiguousarray(motion)),
                 "online_target": offline * torch.from_numpy(online_visible).float().view(T, 1, 1, 1),
@@ -244,7 +273,8 @@ def collate_runs(items: list[dict[str, Any]]) -> dict[str, Any]:
 
 def whole_sequence(seq: SequenceInputs) -> dict[str, Any]:
     """A held-aside sequence as one run (as recorded): the held-out score runs it online and offline."""
-    return {"s8": torch.from_numpy(seq.s8[:, 0].astype(np.float32))[None],
+    return {"s4": torch.from_numpy(seq.s4[:, 0].astype(np.float32))[None],
+            "s8": torch.from_numpy(seq.s8[:, 0].astype(np.float32))[None],
             "s16": torch.from_numpy(seq.s16[:, 0].astype(np.float32))[None],
             "motion": torch.from_numpy(seq.motion[:, 0].astype(np.float32))[None],
             "masks": seq.masks, "name": seq.name}

@@ -3,7 +3,9 @@
 The appearance encoder is torchvision's MobileNetV2 to stride 16, frozen at its ImageNet weights, so its
 outputs can be cached for training; two 1x1 convs with tanh reduce them to `appearance` channels at
 stride 8, as in the paper. One ConvGRU runs forward (online) and, with the same weights, backward; the
-online head reads the forward state, the offline head both.
+online head reads the forward state, the offline head both. With `MemoryArch.fine`, a small decoder
+brings the online head's map to stride 4 from the state, the encoder's stride-4 features and the
+motion maps (which are at stride 4): a stride-8 map alone caps J near 0.75 on DAVIS at width 256.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ from torchvision.models import mobilenet_v2
 ARCH = "visual_memory"
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
-TAPS = (6, 13)  # MobileNetV2 feature blocks whose outputs are strides 8 and 16 (32 and 96 channels)
-TAP_CHANNELS = (32, 96)
+TAPS = (3, 6, 13)  # MobileNetV2 feature blocks whose outputs are strides 4, 8 and 16 (24, 32 and 96 channels)
+TAP_CHANNELS = (24, 32, 96)
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,8 @@ class MemoryArch:
     kernel: int = 3  # ConvGRU kernel (the paper's 7; 3 keeps a CPU frame cheap)
     residual: bool = False  # a second motion input: the flow's camera-compensated residual (visual_memory/residual.py)
     dropout: float = 0.0  # in training, this share of the reduced appearance channels is dropped (leans on motion)
+    fine: int = 0  # channels of the stride-4 decoder on the online head (0: the stride-8 map alone)
+    saliency: bool = False  # a last input map: the saliency network's probability (decoded from the shared encoder)
 
     def __post_init__(self) -> None:
         for name, low, high in (("appearance", 8, 512), ("state", 8, 256)):
@@ -38,20 +42,22 @@ class MemoryArch:
                 raise ValueError(f"visual memory {name} must be in [{low}, {high}], got {getattr(self, name)}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"visual memory dropout must be in [0, 1), got {self.dropout}")
+        if not 0 <= self.fine <= 128:
+            raise ValueError(f"visual memory fine must be in [0, 128], got {self.fine}")
         if self.kernel not in (1, 3, 5, 7):
             raise ValueError(f"visual memory kernel must be 1, 3, 5 or 7, got {self.kernel}")
 
     @property
     def motion_channels(self) -> int:
-        """Motion maps the GRU reads beside appearance: MP-Net's, and the residual when `residual`."""
-        return 1 + int(self.residual)
+        """Maps the GRU reads beside appearance: MP-Net's, the residual when `residual`, the saliency when `saliency`."""
+        return 1 + int(self.residual) + int(self.saliency)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 class AppearanceEncoder(nn.Module):
-    """uint8-range RGB (Bx3xHxW float) -> MobileNetV2 features at strides 8 and 16 (ImageNet, kept frozen)."""
+    """uint8-range RGB (Bx3xHxW float) -> MobileNetV2 features at strides 4, 8 and 16 (ImageNet, kept frozen)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -59,14 +65,14 @@ class AppearanceEncoder(nn.Module):
         self.register_buffer("mean", torch.tensor(MEAN).view(1, 3, 1, 1) * 255.0, persistent=False)
         self.register_buffer("std", torch.tensor(STD).view(1, 3, 1, 1) * 255.0, persistent=False)
 
-    def forward(self, rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         x = (rgb - self.mean) / self.std
         taps = []
         for i, block in enumerate(self.blocks):
             x = block(x)
             if i in TAPS:
                 taps.append(x)
-        return taps[0], taps[1]
+        return taps[0], taps[1], taps[2]
 
 
 class ConvGRUCell(nn.Module):
@@ -110,10 +116,11 @@ class VisualMemoryNet(nn.Module):
         self.arch = arch
         self.encoder = AppearanceEncoder()
         a = arch.appearance
-        self.reduce = nn.Sequential(nn.Conv2d(sum(TAP_CHANNELS), a, 1), nn.Tanh(), nn.Conv2d(a, a, 1), nn.Tanh())
+        self.reduce = nn.Sequential(nn.Conv2d(sum(TAP_CHANNELS[1:]), a, 1), nn.Tanh(), nn.Conv2d(a, a, 1), nn.Tanh())
         self.gru = ConvGRUCell(a + arch.motion_channels, arch.state, arch.kernel)
         self.online_head = nn.Conv2d(arch.state, 1, 1)
         self.offline_head = nn.Conv2d(2 * arch.state, 1, 1)
+        self.fine = FineDecoder(arch.state, TAP_CHANNELS[0], arch.motion_channels, arch.fine) if arch.fine else None
 
     def inputs(self, s8: torch.Tensor, s16: torch.Tensor, motion: torch.Tensor) -> torch.Tensor:
         """The GRU's input at stride 8: reduced appearance and the motion maps (N, motion_channels, any size,
@@ -126,25 +133,42 @@ class VisualMemoryNet(nn.Module):
             app = F.dropout2d(app, self.arch.dropout)
         return torch.cat([app, F.interpolate(motion, size=s8.shape[-2:], mode="area")], 1)
 
-    def step(self, x: torch.Tensor, h: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """One online step: (new state, its logits)."""
+    def step(self, x: torch.Tensor, h: torch.Tensor | None, fine: tuple[torch.Tensor, torch.Tensor] | None = None
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One online step: (new state, its logits); at stride 4 when the memory has a fine decoder and `fine`
+        gives the frame's (stride-4 features, motion maps)."""
         h = self.gru(x, h)
-        return h, self.online_head(h)
+        logits = self.online_head(h)
+        if self.fine is not None and fine is not None:
+            logits = self.fine(logits, h, *fine)
+        return h, logits
 
-    def run(self, xs: torch.Tensor, offline: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """A run of inputs (B, T, C, h, w) -> online logits (B, T, 1, h, w) and, when `offline`, the
-        bidirectional ones (the same GRU run backward from a zero state)."""
+    def refined(self, states: torch.Tensor, s4: torch.Tensor | None, motion: torch.Tensor | None) -> torch.Tensor:
+        """The online head on a run's states (B, T, state, h, w): at stride 4 through the fine decoder when the
+        memory has one (`s4` (B, T, 24, h4, w4), `motion` (B, T, C, h4, w4)), else at stride 8."""
+        coarse = self._head(self.online_head, states)
+        if self.fine is None or s4 is None:
+            return coarse
+        b, t = states.shape[:2]
+        flat = (v.flatten(0, 1) for v in (coarse, states, s4, motion))
+        return self.fine(*flat).unflatten(0, (b, t))
+
+    def run(self, xs: torch.Tensor, offline: bool = True, s4: torch.Tensor | None = None,
+            motion: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """A run of inputs (B, T, C, h, w) -> online logits (B, T, 1, ...; at stride 4 with the fine decoder and
+        `s4`, `motion`, as in `refined`) and, when `offline`, the bidirectional ones at stride 8 (the same GRU run
+        backward from a zero state)."""
         fw, bw = self.states(xs, backward=offline)
-        online = self._head(self.online_head, fw)
+        online = self.refined(fw, s4, motion)
         if bw is None:
             return online, None
         return online, self._head(self.offline_head, torch.cat([fw, bw], 2))
 
-    def averaged(self, xs: torch.Tensor) -> torch.Tensor:
-        """A run of inputs -> the mean probability (B, T, 1, h, w) of the online head on the forward and on the
-        backward states (the `average` offline mode)."""
+    def averaged(self, xs: torch.Tensor, s4: torch.Tensor | None = None, motion: torch.Tensor | None = None) -> torch.Tensor:
+        """A run of inputs -> the mean probability (B, T, 1, ...) of the online head (as in `refined`) on the
+        forward and on the backward states (the `average` offline mode)."""
         fw, bw = self.states(xs, backward=True)
-        return (torch.sigmoid(self._head(self.online_head, fw)) + torch.sigmoid(self._head(self.online_head, bw))) / 2
+        return (torch.sigmoid(self.refined(fw, s4, motion)) + torch.sigmoid(self.refined(bw, s4, motion))) / 2
 
     def states(self, xs: torch.Tensor, backward: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The GRU's states (B, T, state, h, w) run forward and, when `backward`, backward from a zero state;
@@ -167,6 +191,26 @@ class VisualMemoryNet(nn.Module):
     def _head(head: nn.Module, states: torch.Tensor) -> torch.Tensor:
         b, t = states.shape[:2]
         return head(states.flatten(0, 1)).unflatten(0, (b, t))
+
+
+class FineDecoder(nn.Module):
+    """Stride-8 logits and state, stride-4 appearance and motion -> stride-4 logits: the coarse map upsampled,
+    plus a correction from two 3x3 convs (the coarse head keeps the decision; the decoder moves its edges)."""
+
+    def __init__(self, state: int, s4_channels: int, motion_channels: int, width: int) -> None:
+        super().__init__()
+        self.lateral = nn.Conv2d(s4_channels, width, 1)
+        self.body = nn.Sequential(nn.Conv2d(state + width + motion_channels + 1, width, 3, padding=1), nn.ReLU(inplace=True),
+                                  nn.Conv2d(width, width, 3, padding=1), nn.ReLU(inplace=True),
+                                  nn.Conv2d(width, 1, 1))
+
+    def forward(self, logits: torch.Tensor, state: torch.Tensor, s4: torch.Tensor, motion: torch.Tensor) -> torch.Tensor:
+        size = s4.shape[-2:]
+        up = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+        h = F.interpolate(state, size=size, mode="bilinear", align_corners=False)
+        if motion.shape[-2:] != size:
+            motion = F.interpolate(motion, size=size, mode="bilinear", align_corners=False)
+        return up + self.body(torch.cat([up, h, self.lateral(s4), motion], 1))
 
 
 def build_memory(arch: MemoryArch = MemoryArch(), init: str = "imagenet") -> VisualMemoryNet:

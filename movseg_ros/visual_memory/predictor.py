@@ -3,15 +3,18 @@ online (one step a frame, state carried) or over a whole sequence both ways (off
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
+from torch.nn import functional as F
 
 from movseg_ros.accel.frozen import PerShapeFrozen
 from movseg_ros.visual_memory.network import AppearanceEncoder, VisualMemoryNet
 
 
 class AppearanceFeatures:
-    """RGB (H, W, 3) uint8 -> the encoder's stride-8 and stride-16 features (no batch axis), on `device`."""
+    """RGB (H, W, 3) uint8 -> the encoder's stride-4, 8 and 16 features (no batch axis), on `device`."""
 
     def __init__(self, encoder: AppearanceEncoder | None = None, frozen: bool = False,
                  device: torch.device = torch.device("cpu")) -> None:
@@ -25,51 +28,70 @@ class AppearanceFeatures:
         self.encoder = PerShapeFrozen(encoder) if frozen else encoder
 
     @torch.no_grad()
-    def tensors(self, rgb: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        """(1, 32, h8, w8) and (1, 96, h16, w16) on the device."""
+    def tensors(self, rgb: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(1, 24, h4, w4), (1, 32, h8, w8) and (1, 96, h16, w16) on the device."""
         x = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).float()[None].to(self.device)
         return self.encoder(x)
 
-    def __call__(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """As numpy float32 (what the training cache stores)."""
-        s8, s16 = self.tensors(rgb)
-        return s8[0].cpu().numpy(), s16[0].cpu().numpy()
+        return tuple(t[0].cpu().numpy() for t in self.tensors(rgb))
+
+
+@dataclass
+class MemoryInput:
+    """One frame's inputs: the GRU's at stride 8, and the fine decoder's stride-4 features and motion maps."""
+
+    x: torch.Tensor  # (1, C, h8, w8)
+    s4: torch.Tensor  # (1, 24, h4, w4)
+    motion: torch.Tensor  # (1, motion_channels, h4', w4')
 
 
 class OnlineMemory:
     """One GRU step a frame; `reset` forgets (a new stream). Inputs and state live on `device`."""
 
-    def __init__(self, net: VisualMemoryNet, frozen: bool = False, device: torch.device = torch.device("cpu")) -> None:
+    def __init__(self, net: VisualMemoryNet, frozen: bool = False, device: torch.device = torch.device("cpu"),
+                 saliency: torch.nn.Module | None = None) -> None:
         self.net = net.eval().to(device)
         self.device = device
         self.features = AppearanceFeatures(self.net.encoder, frozen, device)
+        if net.arch.saliency and saliency is None:
+            raise ValueError("this memory reads a saliency map: give it the saliency network")
+        self.saliency = saliency.eval().to(device) if net.arch.saliency else None  # SaliencyNet; its decoder only
         self.state: torch.Tensor | None = None
 
     def reset(self) -> None:
         self.state = None
 
     @torch.no_grad()
-    def input(self, rgb: np.ndarray, motion: np.ndarray) -> torch.Tensor:
-        """A frame's GRU input (1, C, h8, w8) from its RGB and its motion maps: MP-Net's (h4, w4), or
-        (motion_channels, h4, w4)."""
-        s8, s16 = self.features.tensors(rgb)
+    def input(self, rgb: np.ndarray, motion: np.ndarray) -> MemoryInput:
+        """A frame's inputs from its RGB and its motion maps: MP-Net's (h4, w4), or (C, h4, w4) with the residual's;
+        the saliency map, when the memory reads one, is decoded here from the shared encoder's features."""
+        s4, s8, s16 = self.features.tensors(rgb)
         maps = np.asarray(motion, np.float32)
         moving = torch.from_numpy(maps if maps.ndim == 3 else maps[None])[None].to(self.device)
-        return self.net.inputs(s8, s16, moving)
+        if self.saliency is not None:
+            salient = torch.sigmoid(self.saliency.decode((s4, s8, s16)))
+            if salient.shape[-2:] != moving.shape[-2:]:
+                salient = F.interpolate(salient, size=moving.shape[-2:], mode="bilinear", align_corners=False)
+            moving = torch.cat([moving, salient], 1)
+        return MemoryInput(self.net.inputs(s8, s16, moving), s4, moving)
 
     @torch.no_grad()
-    def step(self, x: torch.Tensor) -> np.ndarray:
-        """The next frame's memory logits at stride 8 (h8, w8)."""
-        self.state, logits = self.net.step(x, self.state)
+    def step(self, frame: MemoryInput) -> np.ndarray:
+        """The next frame's online logits: at stride 4 with the fine decoder, else at stride 8."""
+        self.state, logits = self.net.step(frame.x, self.state, (frame.s4, frame.motion))
         return logits[0, 0].cpu().numpy()
 
     @torch.no_grad()
-    def both_ways(self, xs: list[torch.Tensor], mode: str = "average") -> np.ndarray:
-        """A whole sequence's inputs -> offline (bidirectional) logits (T, h8, w8): by the offline head on both
-        directions' states (`head`), or as the mean probability of the online head run forward and backward
-        (`average`)."""
-        run = torch.cat(xs, 0)[None]
+    def both_ways(self, frames: list[MemoryInput], mode: str = "average") -> np.ndarray:
+        """A whole sequence's inputs -> offline (bidirectional) logits (T, h, w): by the offline head on both
+        directions' states (`head`, stride 8), or as the mean probability of the online head (fine where the
+        memory has it) run forward and backward (`average`)."""
+        run = torch.cat([f.x for f in frames], 0)[None]
         if mode == "head":
             _, offline = self.net.run(run, offline=True)
             return offline[0, :, 0].cpu().numpy()
-        return torch.logit(self.net.averaged(run), eps=1e-6)[0, :, 0].cpu().numpy()
+        s4 = torch.cat([f.s4 for f in frames], 0)[None]
+        motion = torch.cat([f.motion for f in frames], 0)[None]
+        return torch.logit(self.net.averaged(run, s4, motion), eps=1e-6)[0, :, 0].cpu().numpy()
