@@ -432,3 +432,27 @@ def test_a_memory_reading_saliency_trains_on_out_of_fold_maps_and_runs_with_its_
     missing = {**settings, "saliency_weights": str(tmp_path / "nope.pt")}
     with pytest.raises(ModelFileError, match="nope.pt.*visual_memory.saliency_weights"):
         Pipeline(PipelineConfig.from_dict({"pipeline": "visual_memory", "visual_memory": missing}))
+
+
+@pytest.mark.timeout(240)
+def test_start_from_warm_starts_a_fresh_schedule_from_a_weights_file(tmp_path: Path, capsys) -> None:
+    data = scene_davis(tmp_path / "davis", SCENE)
+    torch.manual_seed(0)
+    save_mpnet(tmp_path / "mp.pt", MPNet(MPNetArch()).eval(), {})
+    base = ["train", "visual_memory", "--config", str(CONFIG / "train_visual_memory_tiny.yaml"),
+            "--set", f"data_root={data}", "--set", "held_aside=[b]", "--set", f"cache_dir={tmp_path / 'cache'}",
+            "--set", f"flow_cache={tmp_path / 'flow'}", "--set", f"mpnet={tmp_path / 'mp.pt'}"]
+    assert main(base + ["--out-dir", str(tmp_path / "first"), "--set", "lr=0.05"]) == 0  # far from the initial weights
+    first, _ = load_memory(tmp_path / "first" / "visual_memory.pt")
+    still = ["--set", "lr=1.0e-12", "--iterations", "1"]  # a step that moves nothing: what it started from shows
+    assert main(base + still + ["--out-dir", str(tmp_path / "warm"), "--set",
+                                f"start_from={tmp_path / 'first' / 'visual_memory.pt'}"]) == 0
+    assert main(base + still + ["--out-dir", str(tmp_path / "cold")]) == 0
+    warm, meta = load_memory(tmp_path / "warm" / "visual_memory.pt")
+    cold, _ = load_memory(tmp_path / "cold" / "visual_memory.pt")
+    trained = [k for k, v in first.state_dict().items() if not k.startswith("encoder.") and v.is_floating_point()]
+    assert all(torch.allclose(warm.state_dict()[k], first.state_dict()[k], atol=1e-3) for k in trained)
+    assert any((cold.state_dict()[k] - first.state_dict()[k]).abs().max() > 1e-2 for k in trained)
+    assert meta["iterations"] == 1 and len(meta["start_from_sha256"]) == 64
+    assert main(base + ["--out-dir", str(tmp_path / "wrong"), "--set", f"start_from={tmp_path / 'mp.pt'}"]) == 2
+    assert "mp.pt" in capsys.readouterr().err

@@ -49,6 +49,8 @@ class LoopConfig(RunSettings):
     grad_clip: float = 10.0
     val_images: int = 16  # held-out items scored at every checkpoint (0: none)
     out_dir: str = "out/train/stage"
+    start_from: str = ""  # a weights file of this stage (e.g. a finished run's export): a warm start with a fresh
+    #   schedule, so a run that ended still improving can go on with new iterations (resume cannot: it is tied to them)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -146,6 +148,8 @@ def _train(config: LoopConfig, plan: StagePlan, ctx: DistContext, command: str) 
     optimizer = _optimizer(config, params)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config))
     start, elapsed_before = 0, 0.0
+    if config.start_from and not config.resume:  # a resumed run's checkpoint already holds what it started from
+        warm_start(model, config.start_from, plan.stage)
     if config.resume:
         start, elapsed_before = resume_training_state(ckpt_path, ("stage", plan.stage), config.iterations, model,
                                                       optimizer, scheduler, ctx.device)
@@ -211,6 +215,20 @@ def _train(config: LoopConfig, plan: StagePlan, ctx: DistContext, command: str) 
     return summary
 
 
+def warm_start(model: nn.Module, path: str | Path, stage: str) -> None:
+    """Every weight of `model` from the file at `path`, strictly (a ModelFileError names the file when a key or
+    shape differs: another stage, or other architecture settings)."""
+    from movseg_ros.model_files import load_checkpoint, load_into
+
+    load_into(model, load_checkpoint(path, None)["state_dict"], path, stage)
+
+
+def _sha256(path: str | Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
 def _set_train(model: nn.Module, frozen: list[nn.Module]) -> None:
     model.train()
     for module in frozen:
@@ -236,7 +254,8 @@ def _finish(config: LoopConfig, plan: StagePlan, model: nn.Module, ctx: DistCont
         "world_size": ctx.world_size,
         "heldout_val": {"items": config.val_images, **({k: v for k, v in scored[-1].items() if k != "step"} if scored else {})},
         "final_loss": summary["final_loss"], "wall_seconds": summary["wall_seconds"],
-        "torch": str(torch.__version__), "threads": torch.get_num_threads(), "config": plain(config), **plan.meta,
+        "torch": str(torch.__version__), "threads": torch.get_num_threads(), "config": plain(config),
+        **({"start_from_sha256": _sha256(config.start_from)} if config.start_from else {}), **plan.meta,
     }
     model.to("cpu")
     summary["weights"] = str(plan.save(plan.export_path, model, meta))
