@@ -90,7 +90,11 @@ def test_offline_mode_gives_one_output_a_frame(tiny_stemseg) -> None:
     assert [o.frame.index for o in outputs] == list(range(7))
 
 
-def test_shipped_weights_find_the_moving_objects_on_held_aside_clips() -> None:
+SHIPPED = ("stemseg_mobilenet_v2.pt", "stemseg_mobilenet_v2_lite.pt")  # the default, and config/stem_seg_fast.yaml's
+
+
+@pytest.mark.parametrize("shipped_file", SHIPPED)
+def test_shipped_weights_find_the_moving_objects_on_held_aside_clips(shipped_file: str) -> None:
     """The shipped network through the one loader, on 4 synthetic clips never trained on (seeds 100200..100203,
     outside its training and held-out ranges): clustering recovers the moving objects' tubes far better than
     an untrained network of the same architecture."""
@@ -101,7 +105,7 @@ def test_shipped_weights_find_the_moving_objects_on_held_aside_clips() -> None:
     from movseg_ros.stem_seg.network import build_stemseg, load_stemseg
     from movseg_ros.training.stemseg import tube_iou
 
-    model, meta = load_stemseg(share_dir() / "models" / "stemseg_mobilenet_v2.pt")
+    model, meta = load_stemseg(share_dir() / "models" / shipped_file)
     assert meta["command"].startswith("movseg train stemseg") and meta["data"]["heldout_seeds"] == [100000, 100100]
     clips = SynthClips(preset("stemseg").replace(texture_source="skimage", width=256, height=144, frames=8), 4,
                        base_seed=100200)
@@ -112,7 +116,8 @@ def test_shipped_weights_find_the_moving_objects_on_held_aside_clips() -> None:
     assert shipped > 0.4 and shipped > untrained + 0.25, (shipped, untrained)
 
 
-def test_shipped_weights_find_the_object_in_real_dev_video() -> None:
+@pytest.mark.parametrize("shipped_file", SHIPPED)
+def test_shipped_weights_find_the_object_in_real_dev_video(shipped_file: str) -> None:
     """Issue 15: the shipped network, trained on DAVIS-2016 train (never on the dev set), finds the dog in an
     8-frame clip of DAVIS dev far better than the same network with only its ImageNet body loaded."""
     import torch
@@ -127,7 +132,7 @@ def test_shipped_weights_find_the_object_in_real_dev_video() -> None:
     root = default_root()
     if not (root / "dog").is_dir():
         pytest.skip(f"DAVIS dev set not found at {root} (set MOVSEG_DAVIS or add ../shared/data/davis2016)")
-    model, meta = load_stemseg(share_dir() / "models" / "stemseg_mobilenet_v2.pt")
+    model, meta = load_stemseg(share_dir() / "models" / shipped_file)
     assert meta["init"].startswith("imagenet") and "dog" not in str(meta["data"])
     clips = VideoClips(root, 8, (256, 144), 2, base_seed=0, sequences=["dog"], flip_probability=0.0)
     items = [clips[i] for i in range(len(clips))]
@@ -169,3 +174,26 @@ def test_the_several_movers_config_finds_more_movers_than_the_davis_default() ->
                               ClusterConfig(seed_threshold=t)).ids
                 covered[t] += int(((ids > 0) & (truth > 0)).sum())
     assert covered[low] > 2 * covered[default], covered
+
+
+def test_the_fast_config_runs_the_lite_network_with_lighter_decoders() -> None:
+    """config/stem_seg_fast.yaml names the shipped lite file, whose decoders have half the default's width
+    (the frames/s it buys are measured by movseg bench stages, not here), and its pipeline segments frames."""
+    from movseg_ros.config_io import load_pipeline_config
+    from movseg_ros.paths import share_dir
+    from movseg_ros.stem_seg.network import load_stemseg
+
+    repo = Path(__file__).resolve().parent.parent
+    config = load_pipeline_config(repo / "config" / "stem_seg_fast.yaml")
+    lite_path = repo / config.stem_seg.weights
+    assert config.pipeline == "stem_seg" and lite_path.name == "stemseg_mobilenet_v2_lite.pt"
+    lite, _ = load_stemseg(lite_path)
+    default, _ = load_stemseg(share_dir() / "models" / "stemseg_mobilenet_v2.pt")
+    assert all(2 * a == b for a, b in zip(lite.arch.decoder_channels, default.arch.decoder_channels))
+    decoder_params = [sum(p.numel() for n, p in m.named_parameters() if "decoder" in n) for m in (lite, default)]
+    assert decoder_params[0] < decoder_params[1] / 3
+    settings = config.to_dict()
+    settings["stem_seg"] = {**settings["stem_seg"], "weights": str(lite_path), "accelerator": "eager"}
+    pipe = Pipeline(PipelineConfig.from_dict(settings))
+    outputs = [o for f in _frames(9) for o in pipe.process(f)] + pipe.finish()
+    assert [o.frame.index for o in outputs] == list(range(9))
