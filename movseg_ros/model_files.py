@@ -7,6 +7,7 @@ and shapes instead of by its recorded arch.
 
 from __future__ import annotations
 
+import hashlib
 import pickle
 import struct
 import sys
@@ -29,6 +30,11 @@ class ModelFileError(ValueError):
         self.path = Path(path)
         self.problem = problem
         super().__init__(f"weights {printable(self.path, 400)}: {problem}")  # a path is text from outside
+
+
+def file_sha256(path: Path | str) -> str:
+    """A file's SHA-256: which weights a model learned from or started from, recorded in its own file's meta."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def load_checkpoint(path: Path | str, expected_arch: str | None) -> dict[str, Any]:

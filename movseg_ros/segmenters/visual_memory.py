@@ -107,7 +107,6 @@ class VisualMemorySegmenter:
     identities = False
 
     def __init__(self, config: VisualMemoryConfig = VisualMemoryConfig()) -> None:
-        from movseg_ros.visual_memory.data import file_sha256
         from movseg_ros.visual_memory.mpnet import MotionPredictor
         from movseg_ros.visual_memory.network import load_memory
         from movseg_ros.visual_memory.predictor import OnlineMemory
@@ -128,11 +127,7 @@ class VisualMemorySegmenter:
             net, self.meta = load_memory(config.weights_path())
             self.memory = OnlineMemory(net, frozen=frozen, device=device, saliency=self._saliency(net))
             self._residual = net.arch.residual
-            learned_from = self.meta.get("mpnet_sha256")
-            if learned_from and learned_from != file_sha256(config.mpnet_path()):
-                log.warning("visual_memory: the memory %s learned from another MP-Net (sha256 %s) than %s; "
-                            "retrain it with this MP-Net (movseg train visual_memory --set mpnet=...)",
-                            config.weights_path(), learned_from[:12], config.mpnet_path())
+            self._check_learned_from("mpnet_sha256", config.mpnet_path(), "MP-Net", "mpnet")
             log.info("visual_memory: weights %s, MP-Net %s", config.weights_path(), config.mpnet_path())
         self.flow = DISFlow(DISFlowConfig(preset=config.flow_preset, scale=1.0))
         self.clock: StageClock | None = None  # `movseg bench stages` sets one
@@ -144,18 +139,24 @@ class VisualMemorySegmenter:
             return None
         from movseg_ros.model_files import ModelFileError
         from movseg_ros.saliency.network import load_saliency
-        from movseg_ros.visual_memory.data import file_sha256
 
         path = self.config.saliency_path()
         try:
             saliency, _ = load_saliency(path)
         except ModelFileError as e:
             raise ModelFileError(e.path, f"{e.problem} (the file of visual_memory.saliency_weights)") from None
-        learned_from = self.meta.get("saliency_sha256")
-        if learned_from and learned_from != file_sha256(path):
-            log.warning("visual_memory: the memory %s learned from another saliency network (sha256 %s) than %s",
-                        self.config.weights_path(), learned_from[:12], path)
+        self._check_learned_from("saliency_sha256", path, "saliency network", "saliency_weights")
         return saliency
+
+    def _check_learned_from(self, key: str, path: Path, what: str, setting: str) -> None:
+        """Warn when the memory's meta records (under `key`) another file than `path` for an input network."""
+        from movseg_ros.model_files import file_sha256
+
+        learned_from = self.meta.get(key)
+        if learned_from and learned_from != file_sha256(path):
+            log.warning("visual_memory: the memory %s learned from another %s (sha256 %s) than %s; retrain it with "
+                        "this one (movseg train visual_memory --set %s=...)",
+                        self.config.weights_path(), what, learned_from[:12], path, setting)
 
     def flush(self) -> list[SegmenterResult]:
         """Online: nothing is ever held back."""

@@ -25,6 +25,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from movseg_ros.model_files import file_sha256, load_checkpoint, load_into
 from movseg_ros.training.common import (DistContext, MetricsLog, RunSettings, TrainConfigError, cleanup_distributed,
                                         mean_across, plot_metrics, read_metrics, resume_training_state, save_training_state,
                                         seed_everything, setup_distributed)
@@ -218,15 +219,7 @@ def _train(config: LoopConfig, plan: StagePlan, ctx: DistContext, command: str) 
 def warm_start(model: nn.Module, path: str | Path, stage: str) -> None:
     """Every weight of `model` from the file at `path`, strictly (a ModelFileError names the file when a key or
     shape differs: another stage, or other architecture settings)."""
-    from movseg_ros.model_files import load_checkpoint, load_into
-
     load_into(model, load_checkpoint(path, None)["state_dict"], path, stage)
-
-
-def _sha256(path: str | Path) -> str:
-    import hashlib
-
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def _set_train(model: nn.Module, frozen: list[nn.Module]) -> None:
@@ -255,7 +248,7 @@ def _finish(config: LoopConfig, plan: StagePlan, model: nn.Module, ctx: DistCont
         "heldout_val": {"items": config.val_images, **({k: v for k, v in scored[-1].items() if k != "step"} if scored else {})},
         "final_loss": summary["final_loss"], "wall_seconds": summary["wall_seconds"],
         "torch": str(torch.__version__), "threads": torch.get_num_threads(), "config": plain(config),
-        **({"start_from_sha256": _sha256(config.start_from)} if config.start_from else {}), **plan.meta,
+        **({"start_from_sha256": file_sha256(config.start_from)} if config.start_from else {}), **plan.meta,
     }
     model.to("cpu")
     summary["weights"] = str(plan.save(plan.export_path, model, meta))

@@ -19,7 +19,7 @@ from torch import nn
 from tqdm import tqdm
 
 from movseg_ros.training.loop import LoopConfig, StagePlan, train_stage
-from movseg_ros.visual_memory.data import file_sha256
+from movseg_ros.model_files import file_sha256
 from movseg_ros.tuning.data import HELD_ASIDE
 
 TERMS = ("online_bce", "fine_bce", "offline_bce")
@@ -109,7 +109,7 @@ def _losses(config: MemoryTrainConfig):
         inner = net.module if hasattr(net, "module") else net
         fw, bw = inner.states(run_inputs(inner, batch, device), backward=config.offline_weight > 0)
         online = inner.refined(fw, None, None)  # the stride-8 head, trained on its own too
-        offline = None if bw is None else inner.offline_head(torch.cat([fw, bw], 2).flatten(0, 1)).unflatten(0, fw.shape[:2])
+        offline = None if bw is None else inner.offline(fw, bw)
         fine = None
         if inner.fine is not None:
             fine = inner.refined(fw, batch["s4"].to(device), batch["motion"].to(device))

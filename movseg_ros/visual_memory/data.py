@@ -21,6 +21,7 @@ import torch
 from torch.utils.data import Dataset
 
 from movseg_ros.datasets.errors import DatasetError
+from movseg_ros.model_files import file_sha256
 from movseg_ros.saliency.data import davis_frames, read_item
 from movseg_ros.segmenters.base import resize_to_width
 from movseg_ros.visual_memory.residual import residual_map, stride4
@@ -49,11 +50,6 @@ class SequenceInputs:
 def appearance_fingerprint(work_width: int) -> str:
     """What made an appearance cache: the work width and the encoder (ImageNet MobileNetV2, frozen, strides 4-16)."""
     return hashlib.sha256(json.dumps([CACHE_VERSION, work_width, "imagenet", "s4"]).encode()).hexdigest()[:12]
-
-
-def file_sha256(path: Path) -> str:
-    """The file's SHA-256 (which MP-Net a memory learned from, recorded in its weights)."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def motion_fingerprint(mpnet_file: Path, work_width: int, dis_preset: str) -> str:

@@ -160,9 +160,11 @@ class VisualMemoryNet(nn.Module):
         backward from a zero state)."""
         fw, bw = self.states(xs, backward=offline)
         online = self.refined(fw, s4, motion)
-        if bw is None:
-            return online, None
-        return online, self._head(self.offline_head, torch.cat([fw, bw], 2))
+        return online, None if bw is None else self.offline(fw, bw)
+
+    def offline(self, forward: torch.Tensor, backward: torch.Tensor) -> torch.Tensor:
+        """The offline head on both directions' states (B, T, state, h, w each): logits at stride 8."""
+        return self._head(self.offline_head, torch.cat([forward, backward], 2))
 
     def averaged(self, xs: torch.Tensor, s4: torch.Tensor | None = None, motion: torch.Tensor | None = None) -> torch.Tensor:
         """A run of inputs -> the mean probability (B, T, 1, ...) of the online head (as in `refined`) on the
