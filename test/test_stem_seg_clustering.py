@@ -119,3 +119,21 @@ def test_shape_mismatch_is_reported() -> None:
     emb, var, heat, _ = _clip(noise=0.0)
     with pytest.raises(ValueError, match="seediness"):
         cluster(emb, var, heat[:2])
+
+
+def test_probabilities_give_back_the_ids_and_stay_off_other_tubes() -> None:
+    """Each tube's probability map is zero where another tube claimed the pixel, and the most probable tube
+    above mask_threshold on the output grid is the clustering's own label map (the smooth masks' anchor)."""
+    from movseg_ros.segmenters.stem_seg import smooth_labels
+
+    emb, var, heat, _ = _clip(noise=0.02, seed=4)
+    out = cluster(emb, var, heat, ClusterConfig(mask_threshold=0.5))
+    assert len(out.probabilities) == len(out.scores) == 3
+    for k, p in enumerate(out.probabilities, start=1):
+        assert p.shape == (T, H, W)
+        assert bool((p[(out.ids != 0) & (out.ids != k)] == 0).all())
+        assert bool((p[out.ids == k] > 0.5).all())
+    for t in range(T):
+        maps = {k: p[t].numpy() for k, p in enumerate(out.probabilities, start=1)}
+        labels = smooth_labels(maps, (H, W), 0.5)
+        assert (labels == out.ids[t].numpy()).all()

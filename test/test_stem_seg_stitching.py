@@ -270,3 +270,45 @@ def test_bad_clips_are_errors() -> None:
     st.flush()
     with pytest.raises(ValueError, match="reset"):
         st.add_clip(3, vol[3:7])
+
+
+def test_probabilities_travel_with_their_tubes_under_the_global_ids() -> None:
+    """A tube's probability map is handed on under the global id its labels get, also when the next clip
+    numbers its tubes the other way round."""
+    sched = ClipSchedule(length=6, overlap=2)
+    st = Stitcher(sched)
+    rng = np.random.default_rng(5)
+    published = []
+    for start in (0, 4):
+        tubes, scores, local = clip_tubes(start, 6, rng)
+        # each tube's map: 0.9 on its own pixels, 0.3 one pixel around them (below the threshold)
+        probabilities = {}
+        for obj, lid in local.items():
+            own = (tubes == lid).astype(np.float32)
+            ring = np.maximum(np.maximum(own, np.roll(own, 1, axis=2)), np.roll(own, -1, axis=2)) - own
+            if own.any():
+                probabilities[lid] = 0.9 * own + 0.3 * ring
+        for n in range(start + 1, start + 6 + 1):
+            if sched.clip_ready(n):
+                published += st.add_clip(start, tubes, scores, probabilities=probabilities)
+                break
+            published += st.advance(n)
+    published += st.flush()
+    assert [f.index for f in published] == list(range(10))
+    for f in published:
+        present = {int(g) for g in np.unique(f.labels) if g}
+        assert set(f.probabilities) == present
+        for gid, p in f.probabilities.items():
+            assert p.shape == (H, W) and p.dtype == np.float32
+            np.testing.assert_array_equal(p > 0.5, f.labels == gid)
+
+
+def test_probabilities_must_cover_every_tube_with_the_clips_shape() -> None:
+    st = Stitcher(ClipSchedule(length=2, overlap=0))
+    tubes = np.zeros((2, H, W), np.int64)
+    tubes[:, 2:5, 2:5] = 1
+    tubes[:, 8:12, 8:12] = 2
+    with pytest.raises(ValueError, match="no entry for tube id 2"):
+        st.add_clip(0, tubes, probabilities={1: np.ones((2, H, W))})
+    with pytest.raises(ValueError, match="tube id 1 are"):
+        st.add_clip(0, tubes, probabilities={1: np.ones((2, H, W + 1)), 2: np.ones((2, H, W))})

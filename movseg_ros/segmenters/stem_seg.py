@@ -42,6 +42,7 @@ class StemSegConfig:
     mask_threshold: float = 0.5  # a pixel joins a tube when its Gaussian probability is above this
     max_instances: int = 20  # most tubes a clip
     min_pixels: int = 8  # tubes smaller than this (pixels at the network's output resolution) are dropped
+    smooth_masks: bool = True  # masks from each tube's probability upsampled bilinearly to the frame (edges between output cells); false: the output grid's labels, nearest
     link_min_iou: float = 0.1  # tubes of consecutive clips below this IoU over the shared frames are not linked
     device: str = "cpu"  # cpu | cuda | auto
     accelerator: str = "auto"  # network: auto (TensorRT on CUDA, else torch.compile, else eager) | tensorrt | compile | eager
@@ -153,8 +154,11 @@ class StemSegSegmenter:
             tubes = found.ids.cpu().numpy()
             scores = {i + 1: float(s) for i, s in enumerate(found.scores)}
             scores = {k: v for k, v in scores.items() if (tubes == k).any()}
+            probabilities = None
+            if self.config.smooth_masks:
+                probabilities = {k: found.probabilities[k - 1].float().cpu().numpy() for k in scores}
         with timed(self.clock, "stitching"):
-            stitched = self.stitcher.add_clip(start, tubes, scores, final=final)
+            stitched = self.stitcher.add_clip(start, tubes, scores, final=final, probabilities=probabilities)
         for i in [i for i in self._small if i < start + length - self.config.clip_overlap]:
             del self._small[i]  # the next clip starts at start + T - T_c
         return stitched
@@ -163,10 +167,24 @@ class StemSegSegmenter:
         """A published frame: its stitched label map at full resolution, one detection per id."""
         frame = self._frames.pop(stitched.index)
         h0, w0 = frame.size
-        labels = cv2.resize(stitched.labels, (w0, h0), interpolation=cv2.INTER_NEAREST)
+        if stitched.probabilities:
+            labels = smooth_labels(stitched.probabilities, (h0, w0), self.config.mask_threshold)
+        else:
+            labels = cv2.resize(stitched.labels, (w0, h0), interpolation=cv2.INTER_NEAREST)
         detections = []
         for gid, score in sorted(stitched.scores.items()):
             mask = labels == gid
             if mask.any():
                 detections.append(Detection(mask, score, True, identity=gid))
         return SegmenterResult(frame, detections)
+
+
+def smooth_labels(probabilities: dict[int, np.ndarray], size: tuple[int, int], threshold: float) -> np.ndarray:
+    """(H, W) uint16 ids at `size`: each id's probability map upsampled bilinearly, the most probable id
+    where it is above `threshold`, else 0. On the maps' own grid this is the clustering's label map."""
+    h, w = size
+    ids = sorted(probabilities)
+    stack = np.stack([cv2.resize(probabilities[i], (w, h), interpolation=cv2.INTER_LINEAR) for i in ids])
+    best = stack.argmax(0)
+    lut = np.asarray(ids, np.uint16)
+    return np.where(stack.max(0) > threshold, lut[best], 0).astype(np.uint16)

@@ -33,10 +33,15 @@ class ClusterConfig:
 
 @dataclass
 class Clusters:
-    """ids (T, H, W) int64: 0 background, 1..K in the order found; scores[k - 1] = heat value of instance k's seed."""
+    """ids (T, H, W) int64: 0 background, 1..K in the order found; scores[k - 1] = heat value of instance k's seed;
+    probabilities[k - 1] (T, H, W): instance k's Gaussian probability, 0 on pixels another instance claimed.
+
+    A pixel's id is the instance whose probability there is above mask_threshold, so the probabilities carry
+    the tubes' edges below the output grid: upsampled smoothly, they place an edge between two cells."""
 
     ids: Tensor
     scores: list[float] = field(default_factory=list)
+    probabilities: list[Tensor] = field(default_factory=list)
 
 
 def cluster(
@@ -71,6 +76,7 @@ def cluster(
     unassigned = torch.ones_like(heat, dtype=torch.bool) if mask is None else mask.reshape(-1).bool().clone()
     ids = torch.zeros(heat.shape, dtype=torch.int64, device=heat.device)
     scores: list[float] = []
+    probabilities: list[Tensor] = []
     neg_inf = torch.tensor(float("-inf"), dtype=heat.dtype, device=heat.device)
 
     while len(scores) < config.max_instances and bool(unassigned.any()):
@@ -82,7 +88,10 @@ def cluster(
         tube = unassigned & (p > config.mask_threshold)
         if int(tube.sum()) >= config.min_pixels:
             scores.append(score)
+            probabilities.append(p)
             ids[tube] = len(scores)
         unassigned &= ~tube
         unassigned[seed] = False
-    return Clusters(ids=ids.reshape(thw), scores=scores)
+    own = [torch.where((ids == 0) | (ids == k), p, torch.zeros_like(p)).reshape(thw)
+           for k, p in enumerate(probabilities, start=1)]
+    return Clusters(ids=ids.reshape(thw), scores=scores, probabilities=own)

@@ -106,11 +106,13 @@ class ClipSchedule:
 
 
 class StitchedFrame(NamedTuple):
-    """One published frame: its index in the stream, global-id label map (0 background), scores by id."""
+    """One published frame: its index in the stream, global-id label map (0 background), scores by id and,
+    when the clip gave them, each id's probability map on the label map's grid."""
 
     index: int
     labels: np.ndarray  # (H, W) uint16
     scores: dict[int, float]
+    probabilities: dict[int, np.ndarray] | None = None  # global id -> (H, W) float32
 
 
 @dataclass
@@ -163,18 +165,21 @@ class Stitcher:
         self._ended = False
 
     def add_clip(self, start: int, tubes: Any, scores: dict[int, float] | None = None,
-                 final: bool = False) -> list[StitchedFrame]:
+                 final: bool = False, probabilities: dict[int, np.ndarray] | None = None) -> list[StitchedFrame]:
         """Link a complete clip (frames [start, start + len(tubes))) and return the frames due now.
 
         `tubes` is a (T, H, W) integer array or tensor of local ids, 0 background; `scores` maps local
-        id to confidence (every id present needs one; None gives 1.0). A `final` clip ends the stream:
-        it may be shorter than T and start before the next stride step (but must add frames).
+        id to confidence (every id present needs one; None gives 1.0); `probabilities` optionally maps
+        every local id present to its (T, H, W) probability volume, handed on per frame under the global
+        ids. A `final` clip ends the stream: it may be shorter than T and start before the next stride
+        step (but must add frames).
         """
         clip = _label_volume(tubes)
         self._check_clip(start, clip, final)
         counts = np.bincount(clip.reshape(-1), minlength=1)
         local_ids = [int(i) for i in np.flatnonzero(counts[1:]) + 1]
         local_scores = _local_scores(scores, local_ids)
+        local_probabilities = _local_probabilities(probabilities, local_ids, clip.shape)
         to_global = self._link(start, clip, local_ids)
         lut = np.zeros(len(counts), np.uint16)
         for local, gid in to_global.items():
@@ -184,7 +189,9 @@ class Stitcher:
         for f in range(first_new - start, len(clip)):
             present = np.flatnonzero(np.bincount(clip[f].reshape(-1), minlength=1)[1:]) + 1
             frame_scores = {int(to_global[int(i)]): local_scores[int(i)] for i in present}
-            self._queue.append(StitchedFrame(start + f, labels[f].copy(), frame_scores))
+            frame_probabilities = None if local_probabilities is None else {
+                int(to_global[int(i)]): local_probabilities[int(i)][f] for i in present}
+            self._queue.append(StitchedFrame(start + f, labels[f].copy(), frame_scores, frame_probabilities))
         self._prev = _Clip(start, labels)
         self._anchor = None
         self._ended = final
@@ -304,3 +311,19 @@ def _local_scores(scores: dict[int, float] | None, local_ids: list[int]) -> dict
     if missing:
         raise ValueError(f"Stitcher scores have no entry for tube id(s) {missing}")
     return {i: given[i] for i in local_ids}
+
+
+def _local_probabilities(probabilities: dict[int, np.ndarray] | None, local_ids: list[int],
+                         shape: tuple[int, ...]) -> dict[int, np.ndarray] | None:
+    """Each present tube's (T, H, W) float32 probability volume, checked against the clip's shape."""
+    if probabilities is None:
+        return None
+    out = {}
+    for i in local_ids:
+        if i not in probabilities:
+            raise ValueError(f"Stitcher probabilities have no entry for tube id {i}")
+        volume = np.asarray(probabilities[i], dtype=np.float32)
+        if volume.shape != tuple(shape):
+            raise ValueError(f"Stitcher probabilities of tube id {i} are {volume.shape}, the tubes {tuple(shape)}")
+        out[i] = volume
+    return out
