@@ -42,7 +42,7 @@ class StemSegConfig:
     mask_threshold: float = 0.5  # a pixel joins a tube when its Gaussian probability is above this
     max_instances: int = 20  # most tubes a clip
     min_pixels: int = 8  # tubes smaller than this (pixels at the network's output resolution) are dropped
-    smooth_masks: bool = True  # masks from each tube's probability upsampled bilinearly to the frame (edges between output cells); false: the output grid's labels, nearest
+    smooth_masks: bool = True  # masks from each tube's probability upsampled bilinearly to the work size (edges between output cells), then nearest; false: the output grid's labels, nearest
     link_min_iou: float = 0.1  # tubes of consecutive clips below this IoU over the shared frames are not linked
     device: str = "cpu"  # cpu | cuda | auto
     accelerator: str = "auto"  # network: auto (TensorRT on CUDA, else torch.compile, else eager) | tensorrt | compile | eager
