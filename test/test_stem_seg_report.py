@@ -58,8 +58,8 @@ def test_report_runs_every_pipeline_on_clips_davis_and_speed(tiny_stemseg, tiny_
     assert (speed["width"], speed["height"]) == (160, 120)
     rows = {r["pipeline"]: r for r in speed["rows"]}
     assert list(rows) == ["stem_seg", "two_stream", "geometric"]
-    assert rows["stem_seg"]["latency_frames"] == 5  # T - T_c of the default clips (8, 3)
-    assert rows["stem_seg"]["frame_delay_ms"] == pytest.approx(5 * 1000.0 / 30.0)
+    assert rows["stem_seg"]["latency_frames"] == 8  # T - T_c of the default clips (8, 0)
+    assert rows["stem_seg"]["frame_delay_ms"] == pytest.approx(8 * 1000.0 / 30.0)
     for r in rows.values():
         assert r["frames"] == 3 and r["fps"] > 0 and r["rate_hz"] == 30.0
         assert r["compute_max_ms"] >= r["compute_ms"] > 0
@@ -86,7 +86,7 @@ def test_no_davis_and_given_seeds(tiny_stemseg, tmp_path, capsys) -> None:
     assert all(len(p["clips"]) == 1 for p in report["synth"])  # --clips 3 but one seed: all are scored, noted
     assert any("--clips 3" in n for n in report["notes"])
     (stem, _) = report["speed"]["rows"]
-    assert stem["frame_delay_ms"] == pytest.approx(500.0)  # 5 frames at 10 Hz
+    assert stem["frame_delay_ms"] == pytest.approx(800.0)  # 8 frames at 10 Hz (clips of 8, no overlap)
     assert "--no-davis" in report["command"] and "200000:200001" in report["command"]
     stem_settings = report["synth"][0]["settings"]["stem_seg"]
     assert stem_settings["seed_threshold"] == 0.33 and stem_settings["weights"] == str(tiny_stemseg)
