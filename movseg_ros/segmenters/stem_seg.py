@@ -173,7 +173,7 @@ class StemSegSegmenter:
         else:
             labels = grid_to_image(stitched.labels, work, work, cv2.INTER_NEAREST)
         if labels.shape != (h0, w0):
-            labels = grid_to_image(labels, (h0, w0), work, cv2.INTER_NEAREST, grid_is_work=True)
+            labels = grid_to_image(labels, (h0, w0), labels.shape, cv2.INTER_NEAREST)  # a work-size map is its own grid
         detections = []
         for gid, score in sorted(stitched.scores.items()):
             mask = labels == gid
@@ -182,21 +182,18 @@ class StemSegSegmenter:
         return SegmenterResult(frame, detections)
 
 
-def grid_to_image(grid: np.ndarray, size: tuple[int, int], work: tuple[int, int], interpolation: int,
-                  grid_is_work: bool = False) -> np.ndarray:
+def grid_to_image(grid: np.ndarray, size: tuple[int, int], work: tuple[int, int], interpolation: int) -> np.ndarray:
     """`grid` resampled to `size` (H, W) of an image whose work-size copy is `work` (h, w).
 
     The network's output cell i stands for work pixel i * (work / grid), its top-left pixel: training brings
     the masks to the output grid by nearest-neighbour sampling, which takes that pixel. Work and frame pixels
     are centre-aligned (the work image is an area resize). Resizing the grid as an image (cell centres) would
-    move every mask by 3/8 of a cell, 1.5 work pixels: 5 frame pixels at 854x480.
+    move every mask by 3/8 of a cell, 1.5 work pixels: 5 frame pixels at 854x480. A grid of the work size
+    itself (`work` = its shape) is mapped centre to centre.
     """
     gh, gw = grid.shape[:2]
     (h, w), (wh, ww) = size, work
-    if grid_is_work:  # a work-size map: centre-aligned
-        m = [[gw / w, 0.0, 0.5 * gw / w - 0.5], [0.0, gh / h, 0.5 * gh / h - 0.5]]
-    else:
-        m = [[gw / w, 0.0, 0.5 * gw / w - 0.5 * gw / ww], [0.0, gh / h, 0.5 * gh / h - 0.5 * gh / wh]]
+    m = [[gw / w, 0.0, 0.5 * gw / w - 0.5 * gw / ww], [0.0, gh / h, 0.5 * gh / h - 0.5 * gh / wh]]
     flags = interpolation | cv2.WARP_INVERSE_MAP
     return cv2.warpAffine(grid, np.asarray(m, np.float64), (w, h), flags=flags, borderMode=cv2.BORDER_REPLICATE)
 
