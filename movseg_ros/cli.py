@@ -18,6 +18,7 @@ COMMANDS = {
     "bench": "Measure speed, latency and memory.",
     "export": "Build and cache a model's accelerated form (TensorRT engine or exported graph) ahead of time.",
     "train": "Train a learned stage (flow: RAFT on the synthetic generator's exact flow).",
+    "average": "Average the weights of runs of one model (a warm start and its fine-tune) into one file.",
     "flow": "Learned vs DIS optical flow: end-point error on a held-out synthetic split (epe).",
     "saliency": "The geometric pipeline's appearance prior: U^2-Net-p teacher maps (teach), single-frame IoU (score).",
     "report": "Reports against a seed's published pattern (two-stream: seed 000's ablation on our data).",
