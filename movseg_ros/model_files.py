@@ -103,9 +103,13 @@ def load_into(module: nn.Module, state: dict[str, torch.Tensor], path: Path | st
 
 def save_checkpoint(path: Path | str, arch: str, module: nn.Module, meta: dict[str, Any]) -> Path:
     """Write our checkpoint format {"arch","state_dict","meta"} (tensors on the CPU)."""
+    return write_checkpoint(path, arch, {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}, meta)
+
+
+def write_checkpoint(path: Path | str, arch: str, state: dict[str, torch.Tensor], meta: dict[str, Any]) -> Path:
+    """Write a state dict in our checkpoint format, through a temporary file so a reader never sees half of it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save({"arch": arch, "state_dict": state, "meta": meta}, tmp)
     tmp.replace(path)

@@ -13,7 +13,7 @@ from typing import Any, Sequence
 
 import torch
 
-from movseg_ros.model_files import ModelFileError, file_sha256, load_checkpoint
+from movseg_ros.model_files import ModelFileError, file_sha256, load_checkpoint, write_checkpoint
 
 
 def average_checkpoints(paths: Sequence[Path | str], out: Path | str, command: str = "") -> dict[str, Any]:
@@ -44,17 +44,12 @@ def average_checkpoints(paths: Sequence[Path | str], out: Path | str, command: s
                 total[k] += v.float()
         half = half or other["meta"].get("stored_dtype") == "float16"
         meta = other["meta"]
-    n = len(paths)
-    state = {k: (v / n).half() if v.is_floating_point() and half else (v / n if v.is_floating_point() else v)
-             for k, v in total.items()}
+    dtype = torch.float16 if half else torch.float32
+    state = {k: (v / len(paths)).to(dtype) if v.is_floating_point() else v for k, v in total.items()}
     sources = [{"path": str(p), "sha256": file_sha256(p)} for p in paths]
     meta = {**meta, "averaged_from": sources, **({"average_command": command} if command else {})}
     if half:
         meta["stored_dtype"] = "float16"
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(out.suffix + ".tmp")
-    torch.save({"arch": first["arch"], "state_dict": state, "meta": meta}, tmp)
-    tmp.replace(out)
+    out = write_checkpoint(out, first["arch"], state, meta)
     return {"arch": first["arch"], "inputs": sources, "out": str(out), "sha256": file_sha256(out),
             "tensors": len(state), "stored_dtype": "float16" if half else "float32"}
