@@ -3,7 +3,8 @@
 Pipelines: the geometric one (stages flow, ego_motion, segmentation, tracking, timed inside the real
 pipeline through its StageClock hook), learned flow (RAFT: prepare, network, finish), the seed-000
 two-stream Mask R-CNN pipeline (flow, network, masks, tracking; also timed inside the real pipeline) and
-the seed-004 near-online STEm-Seg pipeline (network, clustering, stitching, tracking), the last three
+the seed-004 near-online STEm-Seg pipeline (motion with weights that read it, network, clustering, stitching,
+tracking), the last three
 under every accelerator backend and precision asked for; a backend that is not available here is listed
 with the reason instead of being timed. two_stream and stem_seg are in the default list only when their
 weights files exist.
@@ -350,7 +351,8 @@ def bench_stem_seg(cycle: list[np.ndarray], args: argparse.Namespace, device: to
     frames = [cycle[i % len(cycle)] for i in range(untimed + timed_frames)]
 
     def measure(pipeline: Pipeline, requested: str) -> dict[str, Any]:
-        timing = _time_stages(pipeline, frames, untimed, device, STEM_SEG_STAGES)  # its first clip builds
+        stages = (["motion"] if pipeline.segmenter.motion is not None else []) + STEM_SEG_STAGES  # weights reading motion
+        timing = _time_stages(pipeline, frames, untimed, device, stages)  # its first clip builds
         config = pipeline.config.stem_seg
         details = {"work_width": config.work_width, "clip_length": config.clip_length,
                    "clip_overlap": config.clip_overlap, "latency_frames": pipeline.latency_frames,

@@ -1,7 +1,8 @@
 """The near-online pipeline of seed 004: spatio-temporal embeddings on overlapping clips, stitched.
 
 Frames are resized to `work_width` and kept until their clip is complete. Each clip of T frames
-goes through the network once (no optical flow); clustering the embeddings gives the clip's
+goes through the network once (with weights that read motion, beside each frame's camera-compensated DIS flow,
+stem_seg/motion.py; seed 004 has no optical flow); clustering the embeddings gives the clip's
 instance tubes; the stitcher links them to the previous clip's over the T_c shared frames and
 publishes each frame when the frame T - T_c after it arrives (frames 0..T_c-1 wait for the first
 clip). Detections carry the stitched ids, so the IdentityTracker reports them unchanged.
@@ -91,6 +92,11 @@ class StemSegSegmenter:
         self.model, self.meta = load_stemseg(config.weights_path())
         self.model.to(self._device)
         self.network = PerShapeAccelerated(StemSegOutputs(self.model), accel, "stem_seg")  # built on the first clip
+        self.motion = None  # residual motion beside the RGB, for weights that read it (stem_seg/motion.py)
+        if self.model.arch.motion_channels:
+            from movseg_ros.stem_seg.motion import ClipMotion
+
+            self.motion = ClipMotion()
         self.schedule = ClipSchedule(config.clip_length, config.clip_overlap)
         self.stitcher = Stitcher(self.schedule, config.link_min_iou)
         self.clusters = ClusterConfig(seed_threshold=config.seed_threshold, mask_threshold=config.mask_threshold,
@@ -146,7 +152,11 @@ class StemSegSegmenter:
         from movseg_ros.stem_seg.clustering import cluster
 
         images = np.stack([self._small[i] for i in range(start, start + length)])
-        clip = torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255.0)[None].to(self._device)
+        clip = torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255.0)
+        if self.motion is not None:
+            with timed(self.clock, "motion"):
+                clip = torch.cat([clip, torch.from_numpy(self.motion(images))], dim=1)
+        clip = clip[None].to(self._device)
         with timed(self.clock, "network"), torch.inference_mode():
             embeddings, variances, seediness = self.network(clip)
         with timed(self.clock, "clustering"):

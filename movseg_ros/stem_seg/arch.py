@@ -11,6 +11,7 @@ from movseg_ros.two_stream.arch import ArchError, DetectorArch
 
 SCALES = (32, 16, 8, 4)  # FPN strides the decoders read, coarse to fine (the order of the per-scale tuples)
 _TUPLES = ("decoder_channels", "temporal_pools")
+MOTION_CHANNELS = 3  # residual motion x, y, magnitude a frame (stem_seg/motion.py)
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class StemSegArch:
     temporal_pools: tuple[int, int, int, int] = (3, 2, 1, 0)
     gn_groups: int = 8
     free_std: float = FREE_STD  # v_free: the fixed std of the free embedding dimensions
+    motion_channels: int = 0  # 0: RGB clips (seed 004); 3: each frame also carries its residual motion (stem_seg/motion.py)
 
     def __post_init__(self) -> None:
         self.detector_arch()  # validates backbone, norm and fpn_channels (ArchError names the setting)
@@ -56,6 +58,9 @@ class StemSegArch:
                 f"temporal_pools {self.temporal_pools} must not increase from stride 32 to stride 4 "
                 f"(finer scales are pooled less in time, §3.1)"
             )
+        if self.motion_channels not in (0, MOTION_CHANNELS) or isinstance(self.motion_channels, bool):
+            raise ArchError(f"motion_channels must be 0 (RGB only) or {MOTION_CHANNELS} (RGB + residual motion), "
+                            f"got {self.motion_channels!r}")
         if not isinstance(self.free_std, (int, float)) or not self.free_std > 0:
             raise ArchError(f"free_std must be a number > 0, got {self.free_std!r}")
 

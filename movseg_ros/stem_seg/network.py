@@ -87,9 +87,33 @@ class TSEDecoder(nn.Module):
         return self.head(x)
 
 
-class StemSegNet(nn.Module):
-    """Clip (B, T, 3, H, W) in [0, 1] -> embeddings, variances (B, E, T, H4, W4) and seediness (B, T, H4, W4).
+class MotionEncoder(nn.Module):
+    """Residual-motion channels -> one addition to each FPN level: two stride-2 3x3 convs to stride 4, area
+    pooling to the coarser levels, and a 1x1 projection a level, zero at the start so that a warm start from an
+    RGB-only network begins as that network."""
 
+    def __init__(self, in_channels: int, fpn_channels: int, width: int = 32) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, width // 2, 3, stride=2, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(width // 2, width, 3, stride=2, padding=1), nn.ReLU(inplace=True),
+        )
+        self.projections = nn.ModuleList(nn.Conv2d(width, fpn_channels, 1) for _ in FPN_KEYS)
+        for p in self.projections:
+            nn.init.zeros_(p.weight)
+            nn.init.zeros_(p.bias)
+
+    def forward(self, motion: Tensor, levels: list[Tensor]) -> list[Tensor]:
+        """motion (N, M, H, W), levels (N, C, h_k, w_k) coarse to fine -> the levels plus the motion's share."""
+        m = self.stem(motion)
+        return [level + proj(F.adaptive_avg_pool2d(m, level.shape[-2:]))
+                for level, proj in zip(levels, self.projections)]
+
+
+class StemSegNet(nn.Module):
+    """Clip (B, T, 3 + M, H, W) in [0, 1] -> embeddings, variances (B, E, T, H4, W4) and seediness (B, T, H4, W4).
+
+    M = arch.motion_channels (0, or the residual motion of stem_seg/motion.py appended to each frame's RGB).
     H4, W4 = ceil(H / 4), ceil(W / 4), the backbone's stride-4 grid; any H, W and T >= 1 work (the FPN and the
     decoders resize to each level's exact size, so nothing is padded).
     """
@@ -105,17 +129,28 @@ class StemSegNet(nn.Module):
             arch.fpn_channels, arch, self.embedding_dims + predicted_dims(arch.mixing)
         )
         self.seediness_decoder = TSEDecoder(arch.fpn_channels, arch, 1)
+        self.motion = MotionEncoder(arch.motion_channels, arch.fpn_channels) if arch.motion_channels else None
+
+    @property
+    def in_channels(self) -> int:
+        """Channels a clip frame carries: RGB, then the residual motion when the network reads it."""
+        return 3 + self.arch.motion_channels
 
     def features(self, clip: Tensor) -> list[Tensor]:
         """FPN maps at strides 32, 16, 8, 4 of every frame, stacked in time: (B, C, T, h, w) each."""
         b, t = clip.shape[:2]
-        frames = (clip.flatten(0, 1) - self.mean) / self.std
-        levels = self.backbone(frames)
-        return [levels[k].unflatten(0, (b, t)).transpose(1, 2) for k in FPN_KEYS]
+        frames = clip.flatten(0, 1)
+        levels = self.backbone((frames[:, :3] - self.mean) / self.std)
+        levels = [levels[k] for k in FPN_KEYS]
+        if self.motion is not None:
+            levels = self.motion(frames[:, 3:], levels)
+        return [level.unflatten(0, (b, t)).transpose(1, 2) for level in levels]
 
     def forward(self, clip: Tensor) -> dict[str, Tensor]:
-        if clip.dim() != 5 or clip.shape[2] != 3 or min(clip.shape) < 1:
-            raise ValueError(f"StemSegNet: clip must be (B, T, 3, H, W) with T >= 1, got {tuple(clip.shape)}")
+        c = self.in_channels
+        if clip.dim() != 5 or clip.shape[2] != c or min(clip.shape) < 1:
+            what = "3" if c == 3 else f"3 + {c - 3} (RGB + residual motion)"
+            raise ValueError(f"StemSegNet: clip must be (B, T, {what}, H, W) with T >= 1, got {tuple(clip.shape)}")
         features = self.features(clip)
         raw = self.embedding_decoder(features)
         e = self.embedding_dims

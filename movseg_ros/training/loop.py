@@ -25,7 +25,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from movseg_ros.model_files import file_sha256, load_checkpoint, load_into
+from movseg_ros.model_files import ModelFileError, file_sha256, load_checkpoint, load_into
 from movseg_ros.training.common import (DistContext, MetricsLog, RunSettings, TrainConfigError, cleanup_distributed,
                                         mean_across, plot_metrics, read_metrics, resume_training_state, save_training_state,
                                         seed_everything, setup_distributed)
@@ -52,6 +52,8 @@ class LoopConfig(RunSettings):
     out_dir: str = "out/train/stage"
     start_from: str = ""  # a weights file of this stage (e.g. a finished run's export): a warm start with a fresh
     #   schedule, so a run that ended still improving can go on with new iterations (resume cannot: it is tied to them)
+    start_from_new: tuple[str, ...] = ()  # key prefixes of modules the start_from file may lack (added since: e.g.
+    #   "motion." for a motion input); they keep their fresh init. Every other key must be in the file, and nothing more
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -65,6 +67,9 @@ class LoopConfig(RunSettings):
         need(0 <= self.momentum < 1, "momentum", f"must be in [0, 1), got {self.momentum}")
         need(self.weight_decay >= 0, "weight_decay", f"must be >= 0, got {self.weight_decay}")
         need(self.grad_clip > 0, "grad_clip", f"must be > 0, got {self.grad_clip}")
+        need(not self.start_from_new or bool(self.start_from), "start_from_new", "needs start_from")
+        need(all(isinstance(p, str) and p.endswith(".") for p in self.start_from_new), "start_from_new",
+             f"must be module prefixes ending in '.', got {list(self.start_from_new)}")
 
 
 Losses = Callable[[nn.Module, dict[str, Any], torch.device], dict[str, torch.Tensor]]
@@ -150,7 +155,7 @@ def _train(config: LoopConfig, plan: StagePlan, ctx: DistContext, command: str) 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config))
     start, elapsed_before = 0, 0.0
     if config.start_from and not config.resume:  # a resumed run's checkpoint already holds what it started from
-        warm_start(model, config.start_from, plan.stage)
+        warm_start(model, config.start_from, plan.stage, config.start_from_new)
     if config.resume:
         start, elapsed_before = resume_training_state(ckpt_path, ("stage", plan.stage), config.iterations, model,
                                                       optimizer, scheduler, ctx.device)
@@ -216,10 +221,19 @@ def _train(config: LoopConfig, plan: StagePlan, ctx: DistContext, command: str) 
     return summary
 
 
-def warm_start(model: nn.Module, path: str | Path, stage: str) -> None:
+def warm_start(model: nn.Module, path: str | Path, stage: str, new: tuple[str, ...] = ()) -> None:
     """Every weight of `model` from the file at `path`, strictly (a ModelFileError names the file when a key or
-    shape differs: another stage, or other architecture settings)."""
-    load_into(model, load_checkpoint(path, None)["state_dict"], path, stage)
+    shape differs: another stage, or other architecture settings), except that keys under the prefixes `new`
+    (modules the file predates) must be absent from it and keep the model's own values."""
+    state = load_checkpoint(path, None)["state_dict"]
+    if new:
+        present = sorted(k for k in state if k.startswith(new))
+        if present:
+            raise ModelFileError(path, f"start_from_new {list(new)}: the file already has {len(present)} such "
+                                       f"key(s), e.g. {', '.join(present[:3])}; drop start_from_new")
+        own = model.state_dict()
+        state = {**state, **{k: v for k, v in own.items() if k.startswith(new)}}
+    load_into(model, state, path, stage)
 
 
 def _set_train(model: nn.Module, frozen: list[nn.Module]) -> None:

@@ -167,11 +167,25 @@ def output_size_targets(instances: torch.Tensor, ignore: torch.Tensor, size: tup
     return ids, ign
 
 
+def clip_motion(arch) -> Any:
+    """The residual-motion maker for a network that reads motion (None for an RGB-only one)."""
+    from movseg_ros.stem_seg.motion import ClipMotion
+
+    return ClipMotion() if arch.motion_channels else None
+
+
+def network_input(images: torch.Tensor, motion: Any) -> torch.Tensor:
+    """(B, T, 3, H, W) clips as the network takes them: with their residual motion appended when it reads it."""
+    return images if motion is None else motion.extend(images)
+
+
 def _losses(config: StemSegTrainConfig):
     from movseg_ros.stem_seg.losses import clip_losses
 
+    motion = clip_motion(config.stemseg_arch())
+
     def losses(net: nn.Module, batch: dict[str, Any], device: torch.device) -> dict[str, torch.Tensor]:
-        out = net(batch["images"].to(device))
+        out = net(network_input(batch["images"].to(device), motion))
         size = tuple(out["seediness"].shape[-2:])
         per_item = []
         for b in range(out["seediness"].shape[0]):
@@ -192,9 +206,10 @@ def tube_iou(model: nn.Module, items: list[dict[str, Any]], device: torch.device
 
     was = model.training
     model.eval()
+    motion = clip_motion(getattr(model, "module", model).arch)
     ious, found = [], 0
     for item in items:
-        out = model(item["images"][None].to(device))
+        out = model(network_input(item["images"][None].to(device), motion))
         size = tuple(out["seediness"].shape[-2:])
         truth, ign = output_size_targets(item["instances"].to(device), item["ignore"].to(device), size)
         pred = cluster(out["embeddings"][0], out["variances"][0], out["seediness"][0], ClusterConfig()).ids
