@@ -149,3 +149,16 @@ def rescale_homography(homography: np.ndarray, from_size: tuple[int, int], to_si
     """The same motion expressed for images of another size ((h, w) to (h, w))."""
     s = np.diag([from_size[1] / to_size[1], from_size[0] / to_size[0], 1.0])
     return np.linalg.inv(s) @ homography @ s
+
+
+def robust_spread(magnitude: np.ndarray) -> float:
+    """The spread residual motion is measured in: 1.4826 x the median magnitude (a robust sigma) plus 0.1 px, so
+    a still scene is not divided by zero."""
+    return 1.4826 * float(np.median(magnitude)) + 0.1
+
+
+def camera_residual(flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(residual HxWx2, its magnitude HxW): the part of `flow` the camera's fitted homography does not explain."""
+    residual = flow - EgoMotion.fit(flow).flow
+    magnitude = cv2.magnitude(np.ascontiguousarray(residual[..., 0]), np.ascontiguousarray(residual[..., 1]))
+    return residual, magnitude

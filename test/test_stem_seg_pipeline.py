@@ -157,7 +157,8 @@ def test_the_several_movers_config_finds_more_movers_than_the_davis_default() ->
     from movseg_ros.stem_seg.clustering import ClusterConfig, cluster
     from movseg_ros.stem_seg.data import SynthClips
     from movseg_ros.stem_seg.network import load_stemseg
-    from movseg_ros.training.stemseg import clip_motion, network_input
+    from movseg_ros.stem_seg.motion import motion_for
+    from movseg_ros.training.stemseg import network_input
 
     config = load_pipeline_config(Path(__file__).resolve().parent.parent / "config" / "stem_seg_several_movers.yaml")
     low, default = config.stem_seg.seed_threshold, StemSegConfig().seed_threshold
@@ -166,7 +167,7 @@ def test_the_several_movers_config_finds_more_movers_than_the_davis_default() ->
     clips = SynthClips(preset("stemseg").replace(texture_source="skimage", width=256, height=144, frames=8), 4,
                        base_seed=100200, instances="moving")
     covered = {low: 0, default: 0}
-    motion = clip_motion(model.arch)
+    motion = motion_for(model.arch)
     with torch.no_grad():
         for item in (clips[i] for i in range(len(clips))):
             out = model(network_input(item["images"][None], motion))

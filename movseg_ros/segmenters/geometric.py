@@ -9,7 +9,7 @@ import numpy as np
 
 from movseg_ros.bench.stage_clock import StageClock, timed
 from movseg_ros.clip_buffer import ClipBuffer
-from movseg_ros.ego_motion import PRIOR_GATE, EgoMotion, pixel_grid, rescale_homography
+from movseg_ros.ego_motion import PRIOR_GATE, EgoMotion, pixel_grid, rescale_homography, robust_spread
 from movseg_ros.flow import SPARSE_MIN_PIXELS, DISFlow, DISFlowConfig
 from movseg_ros.frame import Frame
 from movseg_ros.guided_filter import guided_filter
@@ -259,7 +259,7 @@ class GeometricSegmenter:
             off = mag > PRIOR_GATE
             known = off if known is None else known | off
         scene = mag[~known] if known is not None and (~known).mean() >= 0.3 else mag
-        sigma = 1.4826 * float(np.median(scene)) + 0.1
+        sigma = robust_spread(scene)
         k = self.config.residual_k
         z = mag / sigma
         return np.clip((z - k) / k, 0.0, 1.0).astype(np.float32), z

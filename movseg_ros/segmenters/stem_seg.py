@@ -82,6 +82,7 @@ class StemSegSegmenter:
     def __init__(self, config: StemSegConfig = StemSegConfig()) -> None:
         from movseg_ros.accel import AcceleratorConfig, PerShapeAccelerated
         from movseg_ros.stem_seg.clustering import ClusterConfig
+        from movseg_ros.stem_seg.motion import motion_for
         from movseg_ros.stem_seg.network import StemSegOutputs, load_stemseg
         from movseg_ros.stem_seg.stitching import ClipSchedule, Stitcher
 
@@ -92,11 +93,7 @@ class StemSegSegmenter:
         self.model, self.meta = load_stemseg(config.weights_path())
         self.model.to(self._device)
         self.network = PerShapeAccelerated(StemSegOutputs(self.model), accel, "stem_seg")  # built on the first clip
-        self.motion = None  # residual motion beside the RGB, for weights that read it (stem_seg/motion.py)
-        if self.model.arch.motion_channels:
-            from movseg_ros.stem_seg.motion import ClipMotion
-
-            self.motion = ClipMotion()
+        self.motion = motion_for(self.model.arch)  # residual motion beside the RGB, for weights that read it
         self.schedule = ClipSchedule(config.clip_length, config.clip_overlap)
         self.stitcher = Stitcher(self.schedule, config.link_min_iou)
         self.clusters = ClusterConfig(seed_threshold=config.seed_threshold, mask_threshold=config.mask_threshold,

@@ -14,12 +14,17 @@ import cv2
 import numpy as np
 import torch
 
-from movseg_ros.ego_motion import EgoMotion
+from movseg_ros.ego_motion import camera_residual, robust_spread
 from movseg_ros.flow import DISFlow, DISFlowConfig
-from movseg_ros.stem_seg.arch import MOTION_CHANNELS
+from movseg_ros.stem_seg.arch import MOTION_CHANNELS, StemSegArch
 
 MAX_SIGMAS = 8.0  # residuals are clipped to this many robust sigmas, then scaled to [-1, 1] (magnitude [0, 1])
 FLOW_PRESET = "ultrafast"  # DIS at the clip's work size (256x144: about 1 ms a frame)
+
+
+def motion_for(arch: StemSegArch) -> "ClipMotion | None":
+    """The residual-motion maker a network of `arch` needs (None for an RGB-only one)."""
+    return ClipMotion() if arch.motion_channels else None
 
 
 class ClipMotion:
@@ -30,15 +35,12 @@ class ClipMotion:
 
     def frame(self, grey: np.ndarray, other: np.ndarray, sign: float = 1.0) -> np.ndarray:
         """(3, H, W) float32: `sign` x (flow grey -> other minus the camera's), in robust sigmas, scaled."""
-        flow = self.flow.flow_grey(grey, other)
-        residual = sign * (flow - EgoMotion.fit(flow).flow)
-        magnitude = cv2.magnitude(residual[..., 0], residual[..., 1])
-        sigma = 1.4826 * float(np.median(magnitude)) + 0.1
+        residual, magnitude = camera_residual(self.flow.flow_grey(grey, other))
         out = np.empty((MOTION_CHANNELS, *grey.shape), np.float32)
-        out[0] = residual[..., 0]
-        out[1] = residual[..., 1]
+        out[0] = sign * residual[..., 0]
+        out[1] = sign * residual[..., 1]
         out[2] = magnitude
-        out *= 1.0 / (sigma * MAX_SIGMAS)
+        out *= 1.0 / (robust_spread(magnitude) * MAX_SIGMAS)
         return np.clip(out, -1.0, 1.0, out=out)
 
     def __call__(self, frames: np.ndarray) -> np.ndarray:

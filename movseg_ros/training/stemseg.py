@@ -167,13 +167,6 @@ def output_size_targets(instances: torch.Tensor, ignore: torch.Tensor, size: tup
     return ids, ign
 
 
-def clip_motion(arch) -> Any:
-    """The residual-motion maker for a network that reads motion (None for an RGB-only one)."""
-    from movseg_ros.stem_seg.motion import ClipMotion
-
-    return ClipMotion() if arch.motion_channels else None
-
-
 def network_input(images: torch.Tensor, motion: Any) -> torch.Tensor:
     """(B, T, 3, H, W) clips as the network takes them: with their residual motion appended when it reads it."""
     return images if motion is None else motion.extend(images)
@@ -182,7 +175,9 @@ def network_input(images: torch.Tensor, motion: Any) -> torch.Tensor:
 def _losses(config: StemSegTrainConfig):
     from movseg_ros.stem_seg.losses import clip_losses
 
-    motion = clip_motion(config.stemseg_arch())
+    from movseg_ros.stem_seg.motion import motion_for
+
+    motion = motion_for(config.stemseg_arch())
 
     def losses(net: nn.Module, batch: dict[str, Any], device: torch.device) -> dict[str, torch.Tensor]:
         out = net(network_input(batch["images"].to(device), motion))
@@ -206,7 +201,9 @@ def tube_iou(model: nn.Module, items: list[dict[str, Any]], device: torch.device
 
     was = model.training
     model.eval()
-    motion = clip_motion(getattr(model, "module", model).arch)
+    from movseg_ros.stem_seg.motion import motion_for
+
+    motion = motion_for(getattr(model, "module", model).arch)
     ious, found = [], 0
     for item in items:
         out = model(network_input(item["images"][None].to(device), motion))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from movseg_ros.ego_motion import EgoMotion
+from movseg_ros.ego_motion import camera_residual, robust_spread
 
 HALF_AT = 3.5  # residual (robust sigmas) mapped to 0.5; the geometric pipeline's residual_k is about this
 
@@ -24,9 +24,8 @@ def residual_map(motion: np.ndarray) -> np.ndarray:
     """Motion at a frame's pixels (H, W, 2; where they head, as MP-Net reads it) -> z / (z + HALF_AT) at
     stride 4, z the residual after the camera's homography over its robust spread. No motion gives zeros."""
     back = -np.asarray(motion, np.float32)  # the flow back to the previous frame: the direction fitted elsewhere
-    residual = back - EgoMotion.fit(back).flow
-    mag = cv2.magnitude(np.ascontiguousarray(residual[..., 0]), np.ascontiguousarray(residual[..., 1]))
-    z = mag / (1.4826 * float(np.median(mag)) + 0.1)
+    _, mag = camera_residual(back)
+    z = mag / robust_spread(mag)
     squashed = (z / (z + HALF_AT)).astype(np.float32)
     h4, w4 = stride4(mag.shape)
     return cv2.resize(squashed, (w4, h4), interpolation=cv2.INTER_AREA)
