@@ -92,6 +92,25 @@ def test_empty_or_small_tubes_are_skipped_without_looping_forever() -> None:
     assert none.scores == [] and int(none.ids.abs().sum()) == 0
 
 
+def test_lone_peak_on_a_weak_tube_is_dropped_by_mean_seediness() -> None:
+    emb, var, heat, inst = _clip(noise=0.0)
+    two = inst == 2
+    heat[two] = 0.2  # object 2: a weak region under one strong peak
+    heat.view(-1)[int(torch.nonzero(two.view(-1))[0])] = 0.97
+    kept = cluster(emb, var, heat, ClusterConfig())
+    assert len(kept.scores) == 3 and kept.scores[0] == pytest.approx(0.97)  # by its peak, the weak tube comes first
+    assert torch.equal(kept.ids == 1, two)
+
+    out = cluster(emb, var, heat, ClusterConfig(min_tube_seediness=0.5))
+    assert out.scores == pytest.approx([PEAKS[1], PEAKS[3]])  # means: 0.95 * 0.85 and 0.85 * 0.85
+    assert torch.equal(out.ids == 1, inst == 1) and torch.equal(out.ids == 2, inst == 3)
+    assert not bool(out.ids[two].any())  # the dropped tube's pixels are background, not claimed by another tube
+    assert len(out.probabilities) == 2
+
+    strict = cluster(emb, var, heat, ClusterConfig(min_tube_seediness=0.75))  # between object 1's and 3's means
+    assert strict.scores == pytest.approx([PEAKS[1]])
+
+
 def test_mask_limits_clustering() -> None:
     emb, var, heat, inst = _clip(noise=0.0)
     mask = torch.ones(T, H, W, dtype=torch.bool)
@@ -105,6 +124,7 @@ def test_mask_limits_clustering() -> None:
     "kwargs, field",
     [
         ({"seed_threshold": 1.5}, "seed_threshold"),
+        ({"min_tube_seediness": -0.1}, "min_tube_seediness"),
         ({"mask_threshold": 0.0}, "mask_threshold"),
         ({"max_instances": 0}, "max_instances"),
         ({"min_pixels": 0}, "min_pixels"),

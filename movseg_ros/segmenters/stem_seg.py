@@ -43,6 +43,7 @@ class StemSegConfig:
     mask_threshold: float = 0.5  # a pixel joins a tube when its Gaussian probability is above this
     max_instances: int = 20  # most tubes a clip
     min_pixels: int = 8  # tubes smaller than this (pixels at the network's output resolution) are dropped
+    min_tube_seediness: float = 0.0  # tubes whose mean heat-map value is below this are dropped (0 = off)
     smooth_masks: bool = True  # masks from each tube's probability upsampled bilinearly to the work size (edges between output cells), then nearest; false: the output grid's labels, nearest
     link_min_iou: float = 0.1  # tubes of consecutive clips below this IoU over the shared frames are not linked
     device: str = "cpu"  # cpu | cuda | auto
@@ -56,7 +57,7 @@ class StemSegConfig:
             raise ValueError(f"stem_seg.clip_overlap must be in [0, clip_length={self.clip_length}), got {self.clip_overlap}")
         if not 64 <= self.work_width <= 1920:
             raise ValueError(f"stem_seg.work_width must be in [64, 1920], got {self.work_width}")
-        for name in ("seed_threshold", "link_min_iou"):
+        for name in ("seed_threshold", "min_tube_seediness", "link_min_iou"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"stem_seg.{name} must be in [0, 1], got {getattr(self, name)}")
         if not 0.0 < self.mask_threshold < 1.0:
@@ -97,7 +98,8 @@ class StemSegSegmenter:
         self.schedule = ClipSchedule(config.clip_length, config.clip_overlap)
         self.stitcher = Stitcher(self.schedule, config.link_min_iou)
         self.clusters = ClusterConfig(seed_threshold=config.seed_threshold, mask_threshold=config.mask_threshold,
-                                      max_instances=config.max_instances, min_pixels=config.min_pixels)
+                                      max_instances=config.max_instances, min_pixels=config.min_pixels,
+                                      min_tube_seediness=config.min_tube_seediness)
         self.latency_frames = self.schedule.latency_frames
         self.clock: StageClock | None = None  # `movseg bench stages` sets one
         log.info("stem_seg: weights %s (trained %s steps), clips of %d frames overlapping by %d: latency %d frames",

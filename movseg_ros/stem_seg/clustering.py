@@ -13,16 +13,21 @@ from movseg_ros.stem_seg.losses import gaussian_probability
 @dataclass(frozen=True)
 class ClusterConfig:
     """Clustering settings: stop when the best remaining heat value is below seed_threshold or after
-    max_instances; a tube is the unassigned pixels with p > mask_threshold; tubes under min_pixels are dropped."""
+    max_instances; a tube is the unassigned pixels with p > mask_threshold; tubes under min_pixels, or whose
+    mean heat is below min_tube_seediness (a lone peak on a region the network does not call an object), are
+    dropped."""
 
     seed_threshold: float = 0.5
     mask_threshold: float = 0.5
     max_instances: int = 20
     min_pixels: int = 10
+    min_tube_seediness: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.seed_threshold <= 1.0:
             raise ValueError(f"ClusterConfig.seed_threshold must be in [0, 1], got {self.seed_threshold}")
+        if not 0.0 <= self.min_tube_seediness <= 1.0:
+            raise ValueError(f"ClusterConfig.min_tube_seediness must be in [0, 1], got {self.min_tube_seediness}")
         if not 0.0 < self.mask_threshold < 1.0:
             raise ValueError(f"ClusterConfig.mask_threshold must be in (0, 1), got {self.mask_threshold}")
         if self.max_instances < 1:
@@ -54,8 +59,8 @@ def cluster(
     """Greedy §3.3 clustering: seed at the heat-map arg-max of the unassigned pixels, take the Gaussian of the
     seed's embedding and variance, claim the unassigned pixels with p > mask_threshold, repeat.
 
-    A rejected tube (fewer than min_pixels) is still removed, seed included, so the loop always shrinks the
-    unassigned set; its pixels stay background. mask (T, H, W) bool limits clustering to its True pixels.
+    A rejected tube (fewer than min_pixels, or a mean heat below min_tube_seediness) is still removed, seed
+    included, so the loop always shrinks the unassigned set; its pixels stay background. mask (T, H, W) bool limits clustering to its True pixels.
     """
     config = config or ClusterConfig()
     if embeddings.dim() != 4 or variances.shape != embeddings.shape:
@@ -86,7 +91,7 @@ def cluster(
             break
         p = gaussian_probability(emb, emb[:, seed], var[:, seed])
         tube = unassigned & (p > config.mask_threshold)
-        if int(tube.sum()) >= config.min_pixels:
+        if int(tube.sum()) >= config.min_pixels and float(heat[tube].mean()) >= config.min_tube_seediness:
             scores.append(score)
             probabilities.append(p)
             ids[tube] = len(scores)
