@@ -139,7 +139,7 @@ def test_the_pipeline_feeds_motion_weights_their_motion(motion_weights: Path) ->
 
     pipe = Pipeline(PipelineConfig.from_dict({"pipeline": "stem_seg", "stem_seg": {
         "weights": str(motion_weights), "accelerator": "eager", "clip_length": 3, "work_width": 192,
-        "seed_threshold": 0.0}}))
+        "seed_threshold": 0.0, "min_tube_seediness": 0.0}}))
     seen = []
     network = pipe.segmenter.network
     pipe.segmenter.network = lambda clip: seen.append(clip.clone()) or network(clip)

@@ -28,7 +28,7 @@ def _start(node_env, weights: str, extra: list[str] | None = None) -> NodeProces
     return NodeProcess.start(node_env, remap="image:=/ss_test/image", extra=[
         "-p", "pipeline:=stem_seg", "-p", f"stem_seg.weights:={weights}", "-p", "stem_seg.accelerator:=eager",
         "-p", f"stem_seg.clip_length:={T}", "-p", f"stem_seg.clip_overlap:={TC}", "-p", "stem_seg.work_width:=96",
-        "-p", "stem_seg.seed_threshold:=0.0",  # untrained heat maps: seed anything, so tubes reach the tracks
+        "-p", "stem_seg.seed_threshold:=0.0", "-p", "stem_seg.min_tube_seediness:=0.0",  # untrained heat maps: seed anything
         "-p", "queue_size:=16", "-p", "qos.reliability:=reliable", "-p", "qos.depth:=16",  # nothing dropped
         *(extra or []),
     ])

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 def _pipeline(weights, **changes) -> Pipeline:
     settings = {"weights": str(weights), "accelerator": "eager", "clip_length": T, "clip_overlap": TC,
-                "work_width": 96, "seed_threshold": 0.0, **changes}  # untrained heat maps: seed anything
+                "work_width": 96, "seed_threshold": 0.0, "min_tube_seediness": 0.0, **changes}  # untrained heat maps: seed anything
     return Pipeline(PipelineConfig.from_dict({"pipeline": "stem_seg", "stem_seg": settings}))
 
 
@@ -146,9 +146,10 @@ def test_shipped_weights_find_the_object_in_real_dev_video(shipped_file: str) ->
 
 
 
-def test_the_several_movers_config_finds_more_movers_than_the_davis_default() -> None:
-    """config/stem_seg_several_movers.yaml lowers the seed threshold chosen on DAVIS (one subject a video): on
-    synthetic clips with several movers, the shipped network's tubes then cover more of the moving objects."""
+def test_mean_seediness_keeps_the_movers_and_drops_false_tubes_and_several_movers_covers_more() -> None:
+    """On synthetic clips with several movers, the shipped network's tubes under the default mean-seediness rule
+    cover nearly what the peak alone at the same threshold covers, with a fraction of the false area; and
+    config/stem_seg_several_movers.yaml (the mean rule off, peaks from 0.6) covers more of the movers."""
     import torch
 
     from movseg_ros.config_io import load_pipeline_config
@@ -161,12 +162,15 @@ def test_the_several_movers_config_finds_more_movers_than_the_davis_default() ->
     from movseg_ros.training.stemseg import network_input
 
     config = load_pipeline_config(Path(__file__).resolve().parent.parent / "config" / "stem_seg_several_movers.yaml")
-    low, default = config.stem_seg.seed_threshold, StemSegConfig().seed_threshold
-    assert config.pipeline == "stem_seg" and low < default
+    low, default = config.stem_seg, StemSegConfig()
+    assert config.pipeline == "stem_seg" and low.min_tube_seediness == 0.0 < default.min_tube_seediness
     model, _ = load_stemseg(share_dir() / "models" / "stemseg_mobilenet_v2.pt")
-    clips = SynthClips(preset("stemseg").replace(texture_source="skimage", width=256, height=144, frames=8), 4,
+    clips = SynthClips(preset("stemseg").replace(texture_source="skimage", width=256, height=144, frames=8), 8,
                        base_seed=100200, instances="moving")
-    covered = {low: 0, default: 0}
+    peak = StemSegConfig(min_tube_seediness=0.0)  # the default's threshold, judged by the seed's peak alone
+    covered, claimed = {"low": 0, "default": 0, "peak": 0}, {"low": 0, "default": 0, "peak": 0}
+    settings = {name: ClusterConfig(seed_threshold=c.seed_threshold, min_tube_seediness=c.min_tube_seediness)
+                for name, c in (("low", low), ("default", default), ("peak", peak))}
     motion = motion_for(model.arch)
     with torch.no_grad():
         for item in (clips[i] for i in range(len(clips))):
@@ -174,10 +178,14 @@ def test_the_several_movers_config_finds_more_movers_than_the_davis_default() ->
             truth = torch.nn.functional.interpolate(item["instances"][None].float(), size=out["seediness"].shape[-2:],
                                                     mode="nearest")[0].long()
             for t in covered:
-                ids = cluster(out["embeddings"][0], out["variances"][0], out["seediness"][0],
-                              ClusterConfig(seed_threshold=t)).ids
+                ids = cluster(out["embeddings"][0], out["variances"][0], out["seediness"][0], settings[t]).ids
                 covered[t] += int(((ids > 0) & (truth > 0)).sum())
-    assert covered[low] > 1.2 * covered[default], covered  # motion file: 3786 against 2751 (the RGB file: over 2x)
+                claimed[t] += int((ids > 0).sum())
+    # averaged motion file, covered / claimed: default 5996 / 7947, peak alone 6487 / 22929, several movers
+    # 6468 / 19360 (all three find the same 11 movers at IoU 0.5)
+    assert covered["default"] > 0.85 * covered["peak"], covered
+    assert covered["default"] / claimed["default"] > 2 * covered["peak"] / claimed["peak"], (covered, claimed)
+    assert covered["low"] > 1.05 * covered["default"], covered
 
 
 def test_the_fast_config_runs_the_lite_network_with_lighter_decoders() -> None:

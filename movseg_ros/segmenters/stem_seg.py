@@ -39,11 +39,11 @@ class StemSegConfig:
     clip_length: int = 8  # T, frames per clip
     clip_overlap: int = 0  # T_c, frames shared by consecutive clips; output latency is T - T_c frames (0: clips linked by adjacent frames; held-aside J as with 3, network once every 8 frames rather than 5)
     work_width: int = 256  # frames are processed at this width (aspect kept; the shipped weights trained at 256x144)
-    seed_threshold: float = 0.925  # clustering stops when the heat-map peak is below this (chosen on DAVIS-2016 train's held-aside six and synthetic streams)
+    seed_threshold: float = 0.55  # clustering stops when the heat-map peak is below this (no later tube could pass min_tube_seediness when equal to it)
     mask_threshold: float = 0.5  # a pixel joins a tube when its Gaussian probability is above this
     max_instances: int = 20  # most tubes a clip
     min_pixels: int = 8  # tubes smaller than this (pixels at the network's output resolution) are dropped
-    min_tube_seediness: float = 0.0  # tubes whose mean heat-map value is below this are dropped (0 = off)
+    min_tube_seediness: float = 0.55  # tubes whose mean heat-map value is below this are dropped (0 = off; both 0.55 chosen on DAVIS-2016 train's held-aside six and synthetic streams)
     smooth_masks: bool = True  # masks from each tube's probability upsampled bilinearly to the work size (edges between output cells), then nearest; false: the output grid's labels, nearest
     link_min_iou: float = 0.1  # tubes of consecutive clips below this IoU over the shared frames are not linked
     device: str = "cpu"  # cpu | cuda | auto
