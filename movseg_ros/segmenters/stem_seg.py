@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -25,6 +26,9 @@ from movseg_ros.clip_buffer import ClipBuffer
 from movseg_ros.frame import Frame
 from movseg_ros.paths import weights_file
 from movseg_ros.segmenters.base import Detection, SegmenterResult, check_runtime_settings, resize_to_width, width_size
+
+if TYPE_CHECKING:
+    from movseg_ros.stem_seg.clustering import ClusterConfig
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +77,14 @@ class StemSegConfig:
     def weights_path(self) -> Path:
         return weights_file(self.weights, DEFAULT_WEIGHTS)
 
+    def cluster_config(self) -> "ClusterConfig":
+        """The clustering settings these settings name (stem_seg/clustering.py's ClusterConfig)."""
+        from movseg_ros.stem_seg.clustering import ClusterConfig
+
+        return ClusterConfig(seed_threshold=self.seed_threshold, mask_threshold=self.mask_threshold,
+                             max_instances=self.max_instances, min_pixels=self.min_pixels,
+                             min_tube_seediness=self.min_tube_seediness)
+
 
 class StemSegSegmenter:
     """Near-online: each frame's result comes `latency_frames` = T - T_c frames after it."""
@@ -82,7 +94,6 @@ class StemSegSegmenter:
 
     def __init__(self, config: StemSegConfig = StemSegConfig()) -> None:
         from movseg_ros.accel import AcceleratorConfig, PerShapeAccelerated
-        from movseg_ros.stem_seg.clustering import ClusterConfig
         from movseg_ros.stem_seg.motion import motion_for
         from movseg_ros.stem_seg.network import StemSegOutputs, load_stemseg
         from movseg_ros.stem_seg.stitching import ClipSchedule, Stitcher
@@ -97,9 +108,7 @@ class StemSegSegmenter:
         self.motion = motion_for(self.model.arch)  # residual motion beside the RGB, for weights that read it
         self.schedule = ClipSchedule(config.clip_length, config.clip_overlap)
         self.stitcher = Stitcher(self.schedule, config.link_min_iou)
-        self.clusters = ClusterConfig(seed_threshold=config.seed_threshold, mask_threshold=config.mask_threshold,
-                                      max_instances=config.max_instances, min_pixels=config.min_pixels,
-                                      min_tube_seediness=config.min_tube_seediness)
+        self.clusters = config.cluster_config()
         self.latency_frames = self.schedule.latency_frames
         self.clock: StageClock | None = None  # `movseg bench stages` sets one
         log.info("stem_seg: weights %s (trained %s steps), clips of %d frames overlapping by %d: latency %d frames",

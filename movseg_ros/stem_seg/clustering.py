@@ -60,7 +60,8 @@ def cluster(
     seed's embedding and variance, claim the unassigned pixels with p > mask_threshold, repeat.
 
     A rejected tube (fewer than min_pixels, or a mean heat below min_tube_seediness) is still removed, seed
-    included, so the loop always shrinks the unassigned set; its pixels stay background. mask (T, H, W) bool limits clustering to its True pixels.
+    included, so the loop always shrinks the unassigned set; its pixels stay background. mask (T, H, W) bool
+    limits clustering to its True pixels.
     """
     config = config or ClusterConfig()
     if embeddings.dim() != 4 or variances.shape != embeddings.shape:
@@ -91,7 +92,9 @@ def cluster(
             break
         p = gaussian_probability(emb, emb[:, seed], var[:, seed])
         tube = unassigned & (p > config.mask_threshold)
-        if int(tube.sum()) >= config.min_pixels and float(heat[tube].mean()) >= config.min_tube_seediness:
+        n = int(tube.sum())
+        if n >= config.min_pixels and (config.min_tube_seediness == 0.0
+                                       or float(heat[tube].sum()) / n >= config.min_tube_seediness):
             scores.append(score)
             probabilities.append(p)
             ids[tube] = len(scores)
