@@ -95,6 +95,8 @@ def test_resume_continues_exactly(tmp_path: Path) -> None:
     ("joint", ["freeze_appearance=false", "freeze_mask=false"], "freeze_motion needs motion_weights"),
     ("joint", [], "needs appearance_weights"),
     ("joint", ["flow_source=raft"], "flow_source"),
+    ("joint", ["detector_from=optical"], "detector_from"),
+    ("motion", ["arch={motion_input: depth}"], "motion_input 'depth'"),
     ("motion", ["heldout_seeds=[10, 20]"], "overlaps train_seeds"),
 ])
 def test_bad_configs_are_named(stage, overrides, words, tmp_path: Path, capsys) -> None:

@@ -84,10 +84,11 @@ class DetectorTrainConfig(LoopConfig):
 
         if train:
             data = DavisDetectionData(self.davis, kind, exclude=tuple(self.davis_heldout), augment=True,
-                                      seed=self.seed, cache_dir=Path(self.flow_cache))
+                                      seed=self.seed, cache_dir=Path(self.flow_cache),
+                                      motion_input=self.detector_arch().motion_input)
         else:
             data = DavisDetectionData(self.davis, kind, sequences=list(self.davis_heldout), augment=False,
-                                      cache_dir=Path(self.flow_cache))
+                                      cache_dir=Path(self.flow_cache), motion_input=self.detector_arch().motion_input)
         if kind != "appearance":
             data.precompute()
         if train or self.val_images == 0:

@@ -8,6 +8,7 @@ backbone, mask head (all frozen in the final model; the fusion, RPN and box head
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,8 +19,9 @@ from movseg_ros.model_files import ModelFileError
 from movseg_ros.training.common import TrainConfigError
 from movseg_ros.training.detector_loop import DetectorTrainConfig, detector_plan, train_detector
 from movseg_ros.training.loop import StagePlan
+from movseg_ros.two_stream.arch import DetectorArch
 from movseg_ros.two_stream.data import FLOW_SOURCES, SynthDetectionData
-from movseg_ros.two_stream.models import two_stream_from_streams
+from movseg_ros.two_stream.models import DETECTOR_SOURCES, two_stream_from_streams
 from movseg_ros.two_stream.weights import build_model, load_model
 
 
@@ -32,6 +34,8 @@ class JointTrainConfig(DetectorTrainConfig):
     freeze_appearance: bool = True  # seed 000 Table 3 "+ Freeze appearance"
     freeze_motion: bool = True  # "+ Freeze motion"
     freeze_mask: bool = True  # "+ Freeze mask": the mask head keeps the objectness model's weights
+    detector_from: str = "appearance"  # the moving RPN and box head start from: appearance (seed 000) | motion
+    #   (the motion model's, with the fusion passing motion features on: the joint starts as the motion detector)
     flow_source: str = "dis"  # flow the joint model trains on: dis (estimated, as at inference) | truth
     dis_preset: str = "medium"
     out_dir: str = "out/train/joint"
@@ -40,18 +44,25 @@ class JointTrainConfig(DetectorTrainConfig):
         super().__post_init__()
         self.need(self.flow_source in FLOW_SOURCES, "flow_source", f"'{self.flow_source}' is not one of {', '.join(FLOW_SOURCES)}")
         self.need(self.dis_preset in DIS_PRESETS, "dis_preset", f"'{self.dis_preset}' is not one of {', '.join(DIS_PRESETS)}")
+        self.need(self.detector_from in DETECTOR_SOURCES, "detector_from",
+                  f"'{self.detector_from}' is not one of {', '.join(DETECTOR_SOURCES)}")
 
 
 CONFIG = JointTrainConfig
 
 
-def _stream(path: str, kind: str, arch_wanted: dict[str, Any], min_size: int) -> nn.Module | None:
+def _stream(path: str, kind: str, arch_wanted: DetectorArch, min_size: int) -> nn.Module | None:
+    """The stream model in `path`, refused (named) when its architecture is not the joint run's; the appearance
+    model never reads motion, so its motion_input does not matter."""
     if not path:
         return None
     model, meta = load_model(path, kind, min_size)
-    if meta.get("arch_settings") != arch_wanted:
-        raise ModelFileError(path, f"{kind} weights are of architecture {meta.get('arch_settings')}, but the joint "
-                                   f"run builds {arch_wanted} (set arch to match)")
+    have = DetectorArch.from_dict(meta.get("arch_settings") or {})
+    if kind == "appearance":
+        have = dataclasses.replace(have, motion_input=arch_wanted.motion_input)
+    if have != arch_wanted:
+        raise ModelFileError(path, f"{kind} weights are of architecture {have.to_dict()}, but the joint "
+                                   f"run builds {arch_wanted.to_dict()} (set arch to match)")
     return model
 
 
@@ -63,10 +74,12 @@ def plan(config: JointTrainConfig) -> StagePlan:
         raise TrainConfigError("joint: freeze_motion needs motion_weights (a frozen untrained backbone never learns)")
     arch = config.detector_arch()
     model = build_model("two_stream", arch, config.min_size)
-    motion = _stream(config.motion_weights, "motion", arch.to_dict(), config.min_size)
-    appearance = _stream(config.appearance_weights, "appearance", arch.to_dict(), config.min_size)
+    motion = _stream(config.motion_weights, "motion", arch, config.min_size)
+    appearance = _stream(config.appearance_weights, "appearance", arch, config.min_size)
     init = config.init_model(model)  # then overwritten by the stream models' backbones where given
-    two_stream_from_streams(model, motion, appearance)
+    if config.detector_from == "motion" and motion is None:
+        raise TrainConfigError("joint: detector_from motion needs motion_weights")
+    two_stream_from_streams(model, motion, appearance, config.detector_from)
     frozen: list[nn.Module] = [model.static_rpn, model.static_roi_heads]
     if config.freeze_appearance:
         frozen.append(model.appearance_backbone)
@@ -78,15 +91,17 @@ def plan(config: JointTrainConfig) -> StagePlan:
     phases: list[tuple[int, Any]] = []
     if not config.davis or config.davis_from > 0:
         phases.append((0, SynthDetectionData(synth, range(*config.train_seeds), "two_stream", config.flow_source,
-                                             config.dis_preset)))
+                                             config.dis_preset, motion_input=arch.motion_input)))
     if config.davis:
         phases.append((config.davis_from, config.davis_data("two_stream")))
         val = config.davis_data("two_stream", train=False)
     else:
-        val = SynthDetectionData(synth, range(*config.heldout_seeds), "two_stream", "dis", config.dis_preset)
+        val = SynthDetectionData(synth, range(*config.heldout_seeds), "two_stream", "dis", config.dis_preset,
+                                 motion_input=arch.motion_input)
     return detector_plan(config, "joint", "two_stream", model, phases, val, frozen=frozen,
                      meta={"init": {"motion": config.motion_weights or None, "appearance": config.appearance_weights or None,
                                     "backbones": init},
+                           "detector_from": config.detector_from,
                            "frozen": {"appearance": config.freeze_appearance, "motion": config.freeze_motion,
                                       "mask": config.freeze_mask},
                            "flow": config.flow_source if config.flow_source == "truth" else f"dis {config.dis_preset}"})

@@ -44,13 +44,15 @@ def plan(config: MotionTrainConfig) -> StagePlan:
     held = range(*config.heldout_seeds)
     synth_end = config.davis_from if config.davis else config.iterations  # DAVIS frames after the synthetic phases
     switch = min(config.switch_step(), synth_end)
-    phases = [(0, SynthDetectionData(synth, seeds, "motion", "truth"))] if switch > 0 else []
+    motion_input = config.detector_arch().motion_input
+    phases = [(0, SynthDetectionData(synth, seeds, "motion", "truth", motion_input=motion_input))] if switch > 0 else []
     if switch < synth_end:
-        phases.append((switch, SynthDetectionData(synth, seeds, "motion", "dis", config.dis_preset)))
+        phases.append((switch, SynthDetectionData(synth, seeds, "motion", "dis", config.dis_preset,
+                                                  motion_input=motion_input)))
     if config.davis:
         phases.append((synth_end, config.davis_data("motion")))
     val = config.davis_data("motion", train=False) if config.davis else \
-        SynthDetectionData(synth, held, "motion", "dis", config.dis_preset)
+        SynthDetectionData(synth, held, "motion", "dis", config.dis_preset, motion_input=motion_input)
     model = build_model("motion", config.detector_arch(), config.min_size)
     init = config.init_model(model)
     return detector_plan(config, "motion", "motion", model, phases, val,

@@ -18,7 +18,7 @@ from movseg_ros.flow import DISFlow, DISFlowConfig
 from movseg_ros.synth.clip import generate_clip
 from movseg_ros.synth.config import SynthConfig
 from movseg_ros.synth.dataset import detection_target
-from movseg_ros.two_stream.inputs import flow_tensor, model_input, rgb_tensor
+from movseg_ros.two_stream.inputs import check_motion_input, flow_tensor, model_input, motion_flow, rgb_tensor
 
 FLOW_SOURCES = ("truth", "dis")
 LABELS = ("moving", "objects")  # which objects are the class: the moving ones, or every object (objectness)
@@ -28,7 +28,7 @@ class SynthDetectionData(Dataset):
     """Frame 0 of 2-frame clip `seeds[i]` as a model input and its target."""
 
     def __init__(self, config: SynthConfig, seeds: range, kind: str, flow_source: str = "truth",
-                 dis_preset: str = "medium", min_pixels: int = 16, labels: str = "") -> None:
+                 dis_preset: str = "medium", min_pixels: int = 16, labels: str = "", motion_input: str = "flow") -> None:
         """`labels` defaults to "objects" for the appearance model and "moving" for the others."""
         labels = labels or ("objects" if kind == "appearance" else "moving")
         if labels not in LABELS:
@@ -38,6 +38,8 @@ class SynthDetectionData(Dataset):
         if len(seeds) < 1:
             raise ValueError(f"seed range {seeds} is empty")
         model_input(kind, torch.zeros(3, 1, 1), torch.zeros(3, 1, 1))  # checks the kind
+        check_motion_input(motion_input)
+        self.motion_input = motion_input
         self.config, self.seeds, self.kind = config.replace(frames=2), seeds, kind
         self.flow_source, self.dis_preset, self.min_pixels, self.labels = flow_source, dis_preset, min_pixels, labels
         self._dis: DISFlow | None = None
@@ -57,10 +59,10 @@ class SynthDetectionData(Dataset):
     def flow(self, a: np.ndarray, b: np.ndarray, truth: np.ndarray) -> torch.Tensor:
         """The flow image of frame a: the exact flow, or DIS's estimate from a to b."""
         if self.flow_source == "truth":
-            return flow_tensor(truth)
+            return flow_tensor(motion_flow(truth, self.motion_input))
         if self._dis is None:  # built lazily: one per DataLoader worker
             self._dis = DISFlow(DISFlowConfig(preset=self.dis_preset, scale=1.0))
-        return flow_tensor(self._dis(a, b))
+        return flow_tensor(motion_flow(self._dis(a, b), self.motion_input))
 
 
 def collate(items: list[dict[str, Any]]) -> dict[str, Any]:

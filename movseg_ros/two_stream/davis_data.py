@@ -23,7 +23,7 @@ from movseg_ros.datasets.errors import DatasetError
 from movseg_ros.flow import DISFlow, DISFlowConfig
 from movseg_ros.saliency.data import FrameItem, davis_frames, jitter_colour, read_item
 from movseg_ros.segmenters.base import resize_to_width
-from movseg_ros.two_stream.inputs import flow_tensor, model_input, rgb_tensor
+from movseg_ros.two_stream.inputs import check_motion_input, flow_tensor, model_input, motion_flow, rgb_tensor
 
 SCALE = (0.8, 1.25)  # random zoom of an augmented item, then cropped or zero-padded back to the work size
 
@@ -118,8 +118,11 @@ class DavisDetectionData(Dataset):
 
     def __init__(self, root: str | Path, kind: str, sequences: list[str] | None = None, exclude: tuple[str, ...] = (),
                  work_width: int = 320, dis_preset: str = "medium", augment: bool = True, seed: int = 0,
-                 cache_dir: str | Path | None = None, min_pixels: int = 16, group_gap: float = 0.02) -> None:
+                 cache_dir: str | Path | None = None, min_pixels: int = 16, group_gap: float = 0.02,
+                 motion_input: str = "flow") -> None:
         model_input(kind, torch.zeros(3, 1, 1), torch.zeros(3, 1, 1))  # checks the kind
+        check_motion_input(motion_input)
+        self.motion_input = motion_input
         DISFlowConfig(preset=dis_preset, scale=1.0)  # checks the preset
         self.pairs = frame_pairs(davis_frames(Path(root), sequences, tuple(exclude)))
         if not self.pairs:
@@ -177,6 +180,8 @@ class DavisDetectionData(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         rgb, mask = self.frame(index)
         flow = self.flow(index, rgb) if self.kind != "appearance" else None
+        if flow is not None:  # before augmentation: the camera is fitted to the frame's own flow, not a padded one
+            flow = motion_flow(flow, self.motion_input)
         rng = np.random.default_rng([self.seed, index])
         chosen: dict[str, Any] = {"flip": False, "scale": 1.0, "offset": (0, 0)}
         if self.augment:

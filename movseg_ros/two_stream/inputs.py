@@ -6,6 +6,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from movseg_ros.ego_motion import camera_residual
 from movseg_ros.flow import flow_to_image
 
 MIN_FLOW_RANGE = 2.0  # px at the model's resolution: a frame whose largest motion is smaller is not stretched to full range
@@ -25,6 +26,25 @@ def flow_tensor(flow: np.ndarray | Tensor, min_range: float = MIN_FLOW_RANGE) ->
     top = max(float(np.hypot(f[..., 0], f[..., 1]).max(initial=0.0)), float(min_range))
     image = flow_to_image(f, max_magnitude=top)
     return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float().div_(255.0)
+
+
+def check_motion_input(motion_input: str) -> None:
+    """ValueError unless `motion_input` is one the motion stream can be given."""
+    from movseg_ros.two_stream.arch import MOTION_INPUTS
+
+    if motion_input not in MOTION_INPUTS:
+        raise ValueError(f"motion input '{motion_input}' is not one of {', '.join(MOTION_INPUTS)}")
+
+
+def motion_flow(flow: np.ndarray, motion_input: str) -> np.ndarray:
+    """The (H, W, 2) flow the motion stream encodes: `flow` itself ("flow"), or its part that the camera's fitted
+    homography does not explain ("residual"), so a panning camera leaves static structure still."""
+    if motion_input == "flow":
+        return flow
+    if motion_input == "residual":
+        return camera_residual(np.ascontiguousarray(flow, dtype=np.float32))[0]
+    check_motion_input(motion_input)
+    return flow
 
 
 def rgb_tensor(image: np.ndarray) -> Tensor:

@@ -76,6 +76,20 @@ class FeatureFusion(nn.Module):
     def forward(self, appearance: "OrderedDict[str, Tensor]", motion: "OrderedDict[str, Tensor]") -> "OrderedDict[str, Tensor]":
         return OrderedDict((k, self.levels[k](torch.cat([appearance[k], motion[k]], 1))) for k in appearance)
 
+    @torch.no_grad()
+    def pass_motion(self) -> None:
+        """Weights that give each level the motion features (their positive part where a ReLU follows) and
+        ignore appearance: a joint model that starts as the motion model's detector."""
+        for convs in self.levels.values():
+            for i, conv in enumerate(c for c in convs if isinstance(c, nn.Conv2d)):
+                channels = conv.out_channels
+                conv.weight.zero_()
+                conv.bias.zero_()
+                centre = (conv.kernel_size[0] // 2, conv.kernel_size[1] // 2)
+                offset = channels if i == 0 else 0  # the first conv reads [appearance, motion]
+                for c in range(channels):
+                    conv.weight[c, offset + c, centre[0], centre[1]] = 1.0
+
 
 class TwoStreamMaskRCNN(nn.Module):
     """Input: 6-channel images (RGB, then the flow image), like a torchvision detector's list of tensors.
@@ -175,10 +189,20 @@ def _empty(image: Tensor) -> dict[str, Tensor]:
             "scores": torch.zeros((0,)), "masks": torch.zeros((0, 1, h, w))}
 
 
-def two_stream_from_streams(model: TwoStreamMaskRCNN, motion: MaskRCNN | None, appearance: MaskRCNN | None) -> None:
+DETECTOR_SOURCES = ("appearance", "motion")  # which stream model the joint model's moving detector starts from
+
+
+def two_stream_from_streams(model: TwoStreamMaskRCNN, motion: MaskRCNN | None, appearance: MaskRCNN | None,
+                            detector_from: str = "appearance") -> None:
     """Seed 000's initialisation of the joint model: the motion backbone from the motion model; the appearance
     backbone, RPN, box and mask heads from the objectness (appearance) model, whose RPN and heads also
-    become the static-object branch."""
+    become the static-object branch.
+
+    With `detector_from="motion"` the moving branch's RPN and box head come from the motion model instead, and
+    the fusion starts by passing the motion features on (their positive part), so the joint model starts as
+    the motion model's detector and training adds appearance; the mask head stays the objectness model's."""
+    if detector_from not in DETECTOR_SOURCES:
+        raise ValueError(f"detector_from '{detector_from}' is not one of {', '.join(DETECTOR_SOURCES)}")
     if motion is not None:
         model.motion_backbone.load_state_dict(motion.backbone.state_dict())
     if appearance is not None:
@@ -187,4 +211,11 @@ def two_stream_from_streams(model: TwoStreamMaskRCNN, motion: MaskRCNN | None, a
             rpn.load_state_dict(appearance.rpn.state_dict())
         for heads in (model.roi_heads, model.static_roi_heads):
             heads.load_state_dict(appearance.roi_heads.state_dict())
+    if detector_from == "motion":
+        if motion is None:
+            raise ValueError("detector_from 'motion' needs the motion model")
+        model.rpn.load_state_dict(motion.rpn.state_dict())
+        model.roi_heads.box_head.load_state_dict(motion.roi_heads.box_head.state_dict())
+        model.roi_heads.box_predictor.load_state_dict(motion.roi_heads.box_predictor.state_dict())
+        model.fusion.pass_motion()
 

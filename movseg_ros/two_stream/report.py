@@ -32,6 +32,7 @@ from movseg_ros.reports.weights_files import (
 from movseg_ros.reports.weights_files import check_heldout as check_split_seeds
 from movseg_ros.synth.config import SynthConfig
 from movseg_ros.training.detector_loop import DetectorTrainConfig
+from movseg_ros.two_stream.arch import DetectorArch
 from movseg_ros.two_stream.data import SynthDetectionData
 from movseg_ros.two_stream.evaluate import detection_map
 from movseg_ros.two_stream.weights import load_model
@@ -66,10 +67,16 @@ class WeightsFile(SeedRecord):
     kind: str
     meta: dict[str, Any] = field(repr=False, compare=False)
 
+    @property
+    def motion_input(self) -> str:
+        """What the file's motion stream reads (flow or residual; files without the setting: flow)."""
+        return DetectorArch.from_dict(self.meta.get("arch_settings") or {}).motion_input
+
     def to_dict(self) -> dict[str, Any]:
         return {"role": self.role, "path": str(self.path), "kind": self.kind, "iterations": self.meta.get("iterations"),
                 "date": self.meta.get("date"), "backbone": (self.meta.get("arch_settings") or {}).get("backbone"),
                 "min_size": self.meta.get("min_size"), "command": self.meta.get("command"), **self.seed_lists(),
+                "motion_input": self.motion_input,
                 "data": {k: self.data.get(k) for k in ("preset", "synth", "size")},
                 "objectness_data": self.meta.get("objectness_data")}
 
@@ -151,7 +158,8 @@ def score_ablation(split: HeldoutSplit, models: dict[str, tuple[nn.Module, Weigh
     rows = []
     for spec in ROWS:
         model, info = models[spec.role]
-        data = SynthDetectionData(config, seeds, info.kind, "dis", dis_preset, min_pixels, spec.labels)
+        data = SynthDetectionData(config, seeds, info.kind, "dis", dis_preset, min_pixels, spec.labels,
+                                  motion_input=info.motion_input)
         items = tqdm((data[i] for i in range(len(data))), total=len(data), desc=spec.name, unit="img",
                      file=sys.stderr, disable=None, leave=False)
         model.to(dev)
