@@ -123,7 +123,7 @@ def test_unknown_names_are_reported(rclpy_session) -> None:
 
 @pytest.mark.parametrize("config, path, name", [
     ({"pipeline": "two_stream", "two_stream": {"weights": "/tmp/mine.pt"}}, "/tmp/mine.pt", "two_stream.weights"),
-    ({"pipeline": "two_stream"}, "/share/models/two_stream_mobilenet_v2.pt", "two_stream.weights"),
+    ({"pipeline": "two_stream"}, "/share/models/motion_mobilenet_v2.pt", "two_stream.weights"),
     ({"pipeline": "stem_seg"}, "/share/models/stemseg_mobilenet_v2.pt", "stem_seg.weights"),
     ({}, "/share/models/saliency_mobilenet_v2.pt", "geometric.saliency_weights"),
     ({"geometric": {"refine": "learned"}}, "/share/models/refine_geometric.pt", "geometric.refine_weights"),

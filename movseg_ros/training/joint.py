@@ -52,12 +52,13 @@ CONFIG = JointTrainConfig
 
 
 def _stream(path: str, kind: str, arch_wanted: DetectorArch, min_size: int) -> nn.Module | None:
-    """The stream model in `path`, refused (named) when its architecture is not the joint run's; the appearance
-    model never reads motion, so its motion_input does not matter."""
+    """The stream model in `path`, refused (named) when its architecture is not the joint run's. Settings of the
+    joint model alone (fusion_layers, mask_features) do not matter, nor the appearance model's motion_input."""
     if not path:
         return None
     model, meta = load_model(path, kind, min_size)
-    have = DetectorArch.from_dict(meta.get("arch_settings") or {})
+    have = dataclasses.replace(DetectorArch.from_dict(meta.get("arch_settings") or {}),
+                               fusion_layers=arch_wanted.fusion_layers, mask_features=arch_wanted.mask_features)
     if kind == "appearance":
         have = dataclasses.replace(have, motion_input=arch_wanted.motion_input)
     if have != arch_wanted:

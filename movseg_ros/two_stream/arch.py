@@ -9,7 +9,8 @@ from typing import Any
 BACKBONES = ("mobilenet_v3", "mobilenet_v2", "resnet18", "resnet50")
 NORMS = ("group_norm", "frozen_bn", "batch_norm")
 KINDS = ("motion", "appearance", "two_stream")
-MOTION_INPUTS = ("flow", "residual")  # what the motion stream sees: the flow, or the flow minus the camera's
+MOTION_INPUTS = ("flow", "residual")
+MASK_FEATURES = ("appearance", "fused")  # what the joint model's mask head reads  # what the motion stream sees: the flow, or the flow minus the camera's
 
 
 class ArchError(ValueError):
@@ -34,6 +35,7 @@ class DetectorArch:
     fusion_layers: int = 2  # the short convolution stack that reduces [appearance, motion] to fpn_channels
     motion_input: str = "flow"  # flow: seed 000's flow image; residual: the same image of the flow minus the camera's
     #   homography (what moves independently of the camera; files without the setting are "flow")
+    mask_features: str = "appearance"  # the joint model's mask head reads appearance (seed 000) or the fused features
 
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONES:
@@ -48,6 +50,8 @@ class DetectorArch:
             raise ArchError(f"mask_layers must be in [1, 8], got {self.mask_layers}")
         if not 1 <= self.fusion_layers <= 4:
             raise ArchError(f"fusion_layers must be in [1, 4], got {self.fusion_layers}")
+        if self.mask_features not in MASK_FEATURES:
+            raise ArchError(f"mask_features '{self.mask_features}' is not one of {', '.join(MASK_FEATURES)}")
         if self.motion_input not in MOTION_INPUTS:
             raise ArchError(f"motion_input '{self.motion_input}' is not one of {', '.join(MOTION_INPUTS)}")
 

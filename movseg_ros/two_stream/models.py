@@ -111,7 +111,8 @@ class TwoStreamMaskRCNN(nn.Module):
         self.fusion = FeatureFusion(arch.fpn_channels, arch.fusion_layers)
         self.rpn = _rpn(arch, rpn_post_nms_test)
         box_pool, box_head, box_predictor = _box_parts(arch, feature_names())
-        mask_pool, mask_head, mask_predictor = _mask_parts(arch, feature_names(APPEARANCE_PREFIX))
+        mask_pool, mask_head, mask_predictor = _mask_parts(
+            arch, feature_names(APPEARANCE_PREFIX if arch.mask_features == "appearance" else ""))
         self.roi_heads = _roi_heads(box_pool, box_head, box_predictor, mask_pool, mask_head, mask_predictor,
                                     detections_per_img)
         # the objectness model's RPN and heads (static-object predictions), on appearance features
@@ -199,8 +200,9 @@ def two_stream_from_streams(model: TwoStreamMaskRCNN, motion: MaskRCNN | None, a
     become the static-object branch.
 
     With `detector_from="motion"` the moving branch's RPN and box head come from the motion model instead, and
-    the fusion starts by passing the motion features on (their positive part), so the joint model starts as
-    the motion model's detector and training adds appearance; the mask head stays the objectness model's."""
+    the fusion starts by passing the motion features on (their positive part where a ReLU follows), so the
+    joint model starts as the motion model's detector and training adds appearance. The mask head comes from
+    the motion model too when it reads the fused features (arch mask_features), else the objectness model's."""
     if detector_from not in DETECTOR_SOURCES:
         raise ValueError(f"detector_from '{detector_from}' is not one of {', '.join(DETECTOR_SOURCES)}")
     if motion is not None:
@@ -217,5 +219,8 @@ def two_stream_from_streams(model: TwoStreamMaskRCNN, motion: MaskRCNN | None, a
         model.rpn.load_state_dict(motion.rpn.state_dict())
         model.roi_heads.box_head.load_state_dict(motion.roi_heads.box_head.state_dict())
         model.roi_heads.box_predictor.load_state_dict(motion.roi_heads.box_predictor.state_dict())
+        if model.arch.mask_features == "fused":
+            model.roi_heads.mask_head.load_state_dict(motion.roi_heads.mask_head.state_dict())
+            model.roi_heads.mask_predictor.load_state_dict(motion.roi_heads.mask_predictor.state_dict())
         model.fusion.pass_motion()
 
