@@ -273,9 +273,12 @@ def test_two_stream_alpha_thresholds_override_the_trackers_for_this_pipeline_onl
     assert (two_stream.alpha_low, two_stream.alpha_high, two_stream.t_inactive) == (0.3, 0.6, 10)
     geometric = PipelineConfig.from_dict(own).tracker_config()  # the geometric pipeline keeps the tracker's
     assert (geometric.alpha_low, geometric.alpha_high) == (0.7, 0.9)
-    unset = PipelineConfig.from_dict({"pipeline": "two_stream", "tracker": {"alpha_low": 0.5}}).tracker_config()
+    default = PipelineConfig.from_dict({"pipeline": "two_stream"}).tracker_config()
+    assert (default.alpha_low, default.alpha_high) == (0.4886, 0.8797)  # movseg tune's, for the default weights
+    unset = PipelineConfig.from_dict({"pipeline": "two_stream", "tracker": {"alpha_low": 0.5},
+                                      "two_stream": {"alpha_low": -1.0, "alpha_high": -1.0}}).tracker_config()
     assert (unset.alpha_low, unset.alpha_high) == (0.5, 0.9)
     with pytest.raises(ValueError, match=r"two_stream.alpha_low/alpha_high with the tracker's: need 0 <= alpha_low \(0.95\)"):
-        PipelineConfig.from_dict({"pipeline": "two_stream", "two_stream": {"alpha_low": 0.95}})
+        PipelineConfig.from_dict({"pipeline": "two_stream", "two_stream": {"alpha_low": 0.95, "alpha_high": -1.0}})
     with pytest.raises(ValueError, match="two_stream.alpha_high must be <= 1"):
         TwoStreamConfig(alpha_high=1.5)

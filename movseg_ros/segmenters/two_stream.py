@@ -36,13 +36,13 @@ class TwoStreamConfig:
     weights: str = ""  # seed-000 weights file: joint, motion or appearance ("" = the shipped models/motion_mobilenet_v2.pt)
     work_width: int = 320  # frames are processed at this width (aspect kept)
     flow_preset: str = "medium"  # DIS optical flow preset: ultrafast, fast, balanced or medium
-    min_score: float = 0.5  # detections scoring below this are not passed on
+    min_score: float = 0.1194  # detections scoring below this are not passed on (movseg tune on DAVIS-2016 train)
     max_detections: int = 20  # most detections a frame, per branch
     proposals: int = 100  # region proposals a frame the box head scores, per branch (the RPN's post-NMS top n); 300: J +0.006 on held-aside train, 1.27x the time
     static_branch: bool = True  # objectness predictions continue tracks of objects that stopped
     static_overlap: float = 0.5  # a static detection with this fraction of its mask under a moving one is dropped
-    alpha_low: float = -1.0  # this pipeline's tracker alpha_low (its scores are its own); < 0: tracker.alpha_low
-    alpha_high: float = -1.0  # this pipeline's tracker alpha_high; < 0: tracker.alpha_high
+    alpha_low: float = 0.4886  # this pipeline's tracker alpha_low (its scores are its own); < 0: tracker.alpha_low
+    alpha_high: float = 0.8797  # this pipeline's tracker alpha_high; < 0: tracker.alpha_high
     device: str = "cpu"  # cpu | cuda | auto
     accelerator: str = "auto"  # backbones: auto (TensorRT on CUDA, else torch.compile, else eager) | tensorrt | compile | eager
     precision: str = "fp32"  # backbones: fp32 | fp16 | bf16 (fp16 on CUDA only; elsewhere fp32, logged)
