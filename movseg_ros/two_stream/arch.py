@@ -9,8 +9,8 @@ from typing import Any
 BACKBONES = ("mobilenet_v3", "mobilenet_v2", "resnet18", "resnet50")
 NORMS = ("group_norm", "frozen_bn", "batch_norm")
 KINDS = ("motion", "appearance", "two_stream")
-MOTION_INPUTS = ("flow", "residual")
-MASK_FEATURES = ("appearance", "fused")  # what the joint model's mask head reads  # what the motion stream sees: the flow, or the flow minus the camera's
+MOTION_INPUTS = ("flow", "residual")  # what the motion stream sees: the flow, or the flow minus the camera's
+MASK_FEATURES = ("appearance", "fused")  # what the joint model's mask head reads
 
 
 class ArchError(ValueError):

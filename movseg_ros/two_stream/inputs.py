@@ -39,8 +39,6 @@ def check_motion_input(motion_input: str) -> None:
 def motion_flow(flow: np.ndarray, motion_input: str) -> np.ndarray:
     """The (H, W, 2) flow the motion stream encodes: `flow` itself ("flow"), or its part that the camera's fitted
     homography does not explain ("residual"), so a panning camera leaves static structure still."""
-    if motion_input == "flow":
-        return flow
     if motion_input == "residual":
         return camera_residual(np.ascontiguousarray(flow, dtype=np.float32))[0]
     check_motion_input(motion_input)

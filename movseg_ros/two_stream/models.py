@@ -83,12 +83,10 @@ class FeatureFusion(nn.Module):
         for convs in self.levels.values():
             for i, conv in enumerate(c for c in convs if isinstance(c, nn.Conv2d)):
                 channels = conv.out_channels
+                offset = channels if i == 0 else 0  # the first conv reads [appearance, motion]
                 conv.weight.zero_()
                 conv.bias.zero_()
-                centre = (conv.kernel_size[0] // 2, conv.kernel_size[1] // 2)
-                offset = channels if i == 0 else 0  # the first conv reads [appearance, motion]
-                for c in range(channels):
-                    conv.weight[c, offset + c, centre[0], centre[1]] = 1.0
+                conv.weight[:, offset:offset + channels, conv.kernel_size[0] // 2, conv.kernel_size[1] // 2] = torch.eye(channels)
 
 
 class TwoStreamMaskRCNN(nn.Module):
