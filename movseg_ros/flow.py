@@ -19,6 +19,7 @@ DIS_PRESETS = {
 # in the geometric pipeline at about half medium's time. On smaller images (where medium is cheap anyway)
 # the sparser patches lose small objects, so it is medium there (README, "How the geometric pipeline works").
 SPARSE_MIN_PIXELS = 90_000  # the default work images: 424x318 (4:3) has 134,832 pixels, 424x238 (16:9) 100,912
+DIS_MIN_SIDE = 32  # OpenCV's DIS crashes the process (segfault) on some images with a side under this: 31x640, 15x400
 DIS_OVERRIDES: dict[str, dict[str, int]] = {
     "balanced": {"PatchStride": 4, "VariationalRefinementIterations": 2},
 }
@@ -74,8 +75,14 @@ class DISFlow:
         return g
 
     def flow_grey(self, ga: np.ndarray, gb: np.ndarray) -> np.ndarray:
-        """Flow between two images already made by `grey`, at that (downscaled) resolution."""
-        return self._for_pixels(ga.shape[0] * ga.shape[1]).calc(ga, gb, None)
+        """Flow between two images already made by `grey`, at that (downscaled) resolution. Images with a side
+        under DIS_MIN_SIDE are padded (edge pixels repeated) for DIS, and the flow cropped back."""
+        h, w = ga.shape[:2]
+        if min(h, w) >= DIS_MIN_SIDE:
+            return self._for_pixels(h * w).calc(ga, gb, None)
+        pad = (0, max(0, DIS_MIN_SIDE - h), 0, max(0, DIS_MIN_SIDE - w))
+        big_a, big_b = (cv2.copyMakeBorder(g, *pad, cv2.BORDER_REPLICATE) for g in (ga, gb))
+        return np.ascontiguousarray(self._for_pixels(h * w).calc(big_a, big_b, None)[:h, :w])
 
     def _for_pixels(self, pixels: int) -> cv2.DISOpticalFlow:
         """The DIS object for images of `pixels` (the preset's settings can depend on the size)."""

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import cv2
 import numpy as np
 import pytest
@@ -90,6 +93,29 @@ def test_balanced_flow_is_medium_below_the_size_and_still_accurate_above(image: 
     flow = balanced(big, big_shifted)
     assert not np.array_equal(flow, medium(big, big_shifted))
     assert interior_epe(flow, (2.3, -1.7)) < 0.3
+
+
+def test_thin_images_give_flow_instead_of_crashing_the_process() -> None:
+    """OpenCV's DIS segfaults on some images with a side under 32 px (31x640, 15x400): run in a child process so
+    a crash is a failure here, not the end of the test run."""
+    code = (
+        "import numpy as np\n"
+        "from movseg_ros.flow import DISFlow, DISFlowConfig\n"
+        "for h, w in ((31, 640), (15, 400), (12, 64), (24, 1920), (2, 3), (400, 12)):\n"
+        "    for preset in ('balanced', 'medium', 'fast', 'ultrafast'):\n"
+        "        a = np.random.default_rng(0).integers(0, 255, (h, w), dtype=np.uint8)\n"
+        "        f = DISFlow(DISFlowConfig(preset=preset, scale=1.0)).flow_grey(a, np.roll(a, 1, 1))\n"
+        "        assert f.shape == (h, w, 2) and f.dtype == np.float32 and f.flags['C_CONTIGUOUS'], (h, w, f.shape)\n"
+        "print('done')\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and run.stdout.strip() == "done", run.stderr[-2000:]
+
+
+def test_padding_a_thin_image_keeps_its_motion(image: np.ndarray) -> None:
+    strip = image[100:124]  # 320x24: padded to 32 rows for DIS
+    flow = DISFlow(DISFlowConfig(preset="medium", scale=1.0))(strip, translate(strip, 2.0, 0.0))
+    assert flow.shape == (24, 320, 2)
+    assert np.median(flow[4:-4, MARGIN:-MARGIN, 0]) == pytest.approx(2.0, abs=0.3)
 
 
 def test_unknown_preset_is_rejected() -> None:

@@ -17,7 +17,8 @@ from movseg_ros.synth.clip import generate_clip
 from movseg_ros.synth.config import preset
 from movseg_ros.training.common import TrainConfigError, config_from_dict
 from movseg_ros.training.mpnet import MPNetTrainConfig
-from movseg_ros.visual_memory.angle_field import angle_field
+from movseg_ros.two_stream.inputs import motion_flow
+from movseg_ros.visual_memory.angle_field import angle_field, field_tensor
 from movseg_ros.visual_memory.motion_data import SynthMotionData
 from movseg_ros.visual_memory.mpnet import MotionPredictor, MPNet, MPNetArch, load_mpnet, save_mpnet
 
@@ -170,3 +171,60 @@ def test_a_mask_of_another_size_is_named(tmp_path: Path, capsys: pytest.CaptureF
     assert main(args) == 2
     err = capsys.readouterr().err
     assert str(bad) in err and "64x40" in err
+
+
+def _panned_flow(h: int = 48, w: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """A camera panning 3 px right and a square moving 2 px down beside it: (flow, the square's mask)."""
+    flow = np.zeros((h, w, 2), np.float32)
+    flow[..., 0] = 3.0
+    mover = np.zeros((h, w), bool)
+    mover[16:32, 20:36] = True
+    flow[mover] = (3.0, 2.0)
+    return flow, mover
+
+
+def test_a_residual_mpnet_reads_the_flow_without_the_camera(tmp_path: Path) -> None:
+    flow, mover = _panned_flow()
+    field = field_tensor(motion_flow(flow, "residual")).numpy()  # cos, sin, magnitude of what the network reads
+    assert np.allclose(field[2][~mover], 0, atol=0.05)  # the panned background stands still
+    assert field[2][mover].min() > 0.5 and np.allclose(field[1][mover], 1, atol=0.05)  # the square moves down
+    torch.manual_seed(0)
+    net = MPNet(MPNetArch(width=16, motion_input="residual")).eval()
+    save_mpnet(tmp_path / "r.pt", net, {}, half=False)
+    predictor = MotionPredictor(tmp_path / "r.pt")
+    assert predictor.model.arch.motion_input == "residual"
+    with torch.no_grad():
+        residual = torch.sigmoid(net(torch.from_numpy(field)[None]))[0, 0].numpy()
+        raw = torch.sigmoid(net(field_tensor(flow)[None]))[0, 0].numpy()
+    assert np.allclose(predictor(flow), residual, atol=1e-6) and not np.allclose(predictor(flow), raw, atol=1e-3)
+    with pytest.raises(ValueError, match="motion_input 'depth'"):
+        MPNetArch(motion_input="depth")
+
+
+def test_residual_training_items_take_the_camera_out_of_each_flow(tmp_path: Path) -> None:
+    synth = preset("motion").replace(texture_source="skimage", width=96, height=64)
+    plain = SynthMotionData(synth, range(5, 6), "truth")[0]
+    residual = SynthMotionData(synth, range(5, 6), "truth", motion_input="residual")[0]
+    clip = generate_clip(synth.replace(frames=2), 5)
+    expected = angle_field(motion_flow(clip.flow[0], "residual")).transpose(2, 0, 1)
+    assert np.allclose(residual["field"].numpy(), expected) and torch.equal(residual["mask"], plain["mask"])
+    assert not np.allclose(residual["field"].numpy(), plain["field"].numpy())
+    with pytest.raises(ValueError, match="motion input 'depth'"):
+        SynthMotionData(synth, range(1), "truth", motion_input="depth")
+    with pytest.raises(TrainConfigError, match="motion_input"):
+        config_from_dict(MPNetTrainConfig, {"davis": "", "iterations": 10, "davis_from": 10, "motion_input": "x"})
+
+
+@pytest.mark.timeout(120)
+def test_a_residual_run_records_its_input_and_its_davis_items_are_compensated(tmp_path: Path) -> None:
+    from movseg_ros.visual_memory.motion_data import DavisMotionData
+
+    data = _davis_folder(tmp_path / "davis")
+    items = [DavisMotionData(data, sequences=["a"], work_width=64, augment=False, motion_input=m)[1]
+             for m in ("flow", "residual")]
+    assert torch.equal(items[0]["mask"], items[1]["mask"])
+    out = tmp_path / "run"
+    assert main(["train", "mpnet", "--config", str(TINY), "--set", f"davis={data}", "--set", "davis_heldout=[b]",
+                 "--set", 'flow_cache=""', "--set", "motion_input=residual", "--out-dir", str(out)]) == 0
+    model, meta = load_mpnet(out / "mpnet.pt")
+    assert model.arch.motion_input == "residual" and "homography" in meta["input"]

@@ -7,6 +7,7 @@ shape, so each input shape gets its own graph (a stream keeps one frame size).
 
 from __future__ import annotations
 
+import threading
 import warnings
 from collections import OrderedDict
 
@@ -14,6 +15,7 @@ import torch
 from torch import nn
 
 MAX_SHAPES = 4  # graphs kept; the least recently used goes first
+_TRACING = threading.Lock()  # one trace at a time in a process: the tracer's own check fails when two threads trace at once
 
 
 class PerShapeFrozen:
@@ -28,7 +30,7 @@ class PerShapeFrozen:
         key = tuple(tuple(x.shape) for x in inputs)
         graph = self._graphs.get(key)
         if graph is None:
-            with warnings.catch_warnings():
+            with _TRACING, warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # tracer warnings about shape logic: one graph per shape
                 graph = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(self.module, inputs)))
             self._graphs[key] = graph

@@ -22,8 +22,10 @@ from movseg_ros.segmenters.regions import split_by_motion, upsample_region
 
 FLOW_METHODS = ("dis", "raft")
 APPEARANCES = ("none", "saliency")
+MOTION_NETS = ("none", "mpnet")
 REFINES = ("none", "learned")
 LOGIT_EPS = 1e-3  # keeps the colour model's log-odds finite at probabilities 0 and 1
+MPNET_MIN_SIDE = 32  # MP-Net's smallest input side (visual_memory.mpnet.MIN_SIDE)
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,9 @@ class GeometricConfig:
     saliency_reach: int = 3  # a moving salient segment gives extent only this close (work pixels) to motion; 0 = all of it
     saliency_static: bool = True  # salient segments without motion may continue stopped tracks (static branch)
     static_camera: bool = False  # a fixed camera: skip ego-motion (its motion is taken as none)
+    motion_net: str = "mpnet"  # none | mpnet: MP-Net's probability of independent motion also counts as motion evidence
+    mpnet_weights: str = ""  # MP-Net file; "" = the shipped models/mpnet.pt (trained on camera-compensated flow)
+    mpnet_width: int = 256  # MP-Net reads the flow at this width (aspect kept)
     refine: str = "none"  # none | learned (a small network trained on DAVIS-2016 train corrects the fused map)
     refine_weights: str = ""  # refinement network file; "" = the shipped models/refine_geometric.pt
 
@@ -89,6 +94,10 @@ class GeometricConfig:
                 raise ValueError(f"geometric.{name} must be in [{low}, {high}], got {value}")
         if self.refine not in REFINES:
             raise ValueError(f"geometric.refine '{self.refine}' is not one of {', '.join(REFINES)}")
+        if self.motion_net not in MOTION_NETS:
+            raise ValueError(f"geometric.motion_net '{self.motion_net}' is not one of {', '.join(MOTION_NETS)}")
+        if not 64 <= self.mpnet_width <= 1920:
+            raise ValueError(f"geometric.mpnet_width must be in [64, 1920], got {self.mpnet_width}")
         if self.appearance not in APPEARANCES:
             raise ValueError(f"geometric.appearance '{self.appearance}' is not one of {', '.join(APPEARANCES)}")
         for name, low, high in (("saliency_threshold", 0.01, 0.99), ("saliency_touch", 0.0, 1.0),
@@ -137,6 +146,7 @@ class GeometricSegmenter:
         if config.appearance == "saliency":
             self.saliency = make_scheduled_saliency(config)
         self.refiner = make_refiner(config) if config.refine == "learned" else None
+        self.motion_net = make_motion_net(config) if config.motion_net == "mpnet" else None  # MotionPredictor
         self.clock: StageClock | None = None  # `movseg bench stages` sets one to time flow and ego-motion
         self.last_residual: np.ndarray | None = None  # latest flow minus ego flow (work size), for `movseg bench egomotion`
         self.last_maps: EvidenceMaps | None = None  # latest frame's maps (the refinement's input; its training data)
@@ -193,6 +203,9 @@ class GeometricSegmenter:
             ego = self._ego_motion(flow, untrusted, prior)
         residual = self.last_residual = flow - ego.flow
         evidence, motion_z = self._evidence(residual, untrusted, prior is not None)
+        if self.motion_net is not None:
+            with timed(self.clock, "motion_net"):
+                evidence = np.maximum(evidence, self._learned_evidence(flow, residual))
         evidence[fb_fail] = 0.0
         prob = evidence if carried is None else (1 - self.config.memory) * evidence + self.config.memory * carried
         self._prob = prob
@@ -264,6 +277,21 @@ class GeometricSegmenter:
         z = mag / sigma
         return np.clip((z - k) / k, 0.0, 1.0).astype(np.float32), z
 
+    def _learned_evidence(self, flow: np.ndarray, residual: np.ndarray) -> np.ndarray:
+        """MP-Net's probability of independent motion at the work size, from this frame's flow and its residual
+        (after this pipeline's own ego-motion) at `mpnet_width`; zeros on frames too small for it."""
+        h, w = flow.shape[:2]
+        mw = min(self.config.mpnet_width, w)
+        mh = round(h * mw / w)
+        if min(mh, mw) < MPNET_MIN_SIDE:
+            return np.zeros((h, w), np.float32)
+
+        def heading(f: np.ndarray) -> np.ndarray:  # MP-Net reads where frame t's pixels head, at its own scale
+            return cv2.resize(f, (mw, mh), interpolation=cv2.INTER_AREA) * np.float32(-mw / w)
+
+        prob = self.motion_net(heading(flow), heading(residual))
+        return cv2.resize(prob, (w, h), interpolation=cv2.INTER_LINEAR)
+
     def _consistent(self, flow: np.ndarray, back_there: np.ndarray) -> np.ndarray:
         """Pixels whose flow, followed there and back, returns home (not occluded, not smeared).
 
@@ -323,6 +351,23 @@ def make_scheduled_saliency(config: GeometricConfig):
     except ModelFileError as e:  # still a ModelFileError, so the node can name the parameter from its path
         raise ModelFileError(e.path, f"{e.problem} (the file of geometric.saliency_weights)") from None
     return ScheduledSaliency(predictor, config.saliency_every)
+
+
+def make_motion_net(config: GeometricConfig):
+    """MP-Net for `geometric.motion_net: mpnet` (frozen per flow size); errors name geometric.mpnet_weights."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise RuntimeError("geometric.motion_net 'mpnet' needs torch (pip install 'movseg_ros[ml]'); "
+                           "or set geometric.motion_net: none") from None
+    from movseg_ros.model_files import ModelFileError
+    from movseg_ros.paths import weights_file
+    from movseg_ros.visual_memory.mpnet import MotionPredictor
+
+    try:
+        return MotionPredictor(weights_file(config.mpnet_weights, "mpnet.pt"), frozen=True)
+    except ModelFileError as e:
+        raise ModelFileError(e.path, f"{e.problem} (the file of geometric.mpnet_weights)") from None
 
 
 def make_refiner(config: GeometricConfig):

@@ -21,6 +21,7 @@ from movseg_ros.flow import DIS_PRESETS
 from movseg_ros.synth.config import PRESETS, SynthConfig, preset
 from movseg_ros.training.loop import LoopConfig, StagePlan, train_stage
 from movseg_ros.training.mask_terms import held_out_iou, soft_dice
+from movseg_ros.two_stream.arch import MOTION_INPUTS
 from movseg_ros.tuning.data import HELD_ASIDE
 
 TERMS = ("bce", "dice")
@@ -34,6 +35,7 @@ class MPNetTrainConfig(LoopConfig):
 
     width: int = 32  # MPNetArch.width
     context: bool = True  # MPNetArch.context
+    motion_input: str = "flow"  # MPNetArch.motion_input: flow | residual (the flow minus the camera's homography)
     preset: str = "motion"  # synthetic generator preset
     synth: dict[str, Any] = field(default_factory=lambda: {"texture_source": "skimage"})  # changes to the preset
     size: tuple[int, int] = (320, 240)  # generated frame size (width, height)
@@ -58,6 +60,8 @@ class MPNetTrainConfig(LoopConfig):
         super().__post_init__()
         need = self.need
         need(16 <= self.width <= 128 and self.width % 8 == 0, "width", f"must be a multiple of 8 in [16, 128], got {self.width}")
+        need(self.motion_input in MOTION_INPUTS, "motion_input",
+             f"'{self.motion_input}' is not one of {', '.join(MOTION_INPUTS)}")
         need(self.preset in PRESETS, "preset", f"'{self.preset}' is not one of {', '.join(PRESETS)}")
         need(isinstance(self.synth, dict), "synth", f"must be a mapping of generator settings, got {self.synth!r}")
         self.synth_config()
@@ -114,9 +118,10 @@ def _davis(config: MPNetTrainConfig, train: bool) -> Dataset:
     if train:
         return DavisMotionData(config.davis, exclude=tuple(config.davis_heldout), work_width=config.work_width,
                                dis_preset=config.dis_preset, cache_dir=cache, augment=True, seed=config.seed,
-                               length=config.iterations * config.batch_size)
+                               length=config.iterations * config.batch_size, motion_input=config.motion_input)
     return DavisMotionData(config.davis, sequences=list(config.davis_heldout), work_width=config.work_width,
-                           dis_preset=config.dis_preset, cache_dir=cache, augment=False, step=config.val_step)
+                           dis_preset=config.dis_preset, cache_dir=cache, augment=False, step=config.val_step,
+                           motion_input=config.motion_input)
 
 
 def plan(config: MPNetTrainConfig) -> StagePlan:
@@ -124,12 +129,12 @@ def plan(config: MPNetTrainConfig) -> StagePlan:
     from movseg_ros.visual_memory.mpnet import MPNet, MPNetArch, count_parameters, save_mpnet
 
     synth, seeds = config.synth_config(), range(*config.train_seeds)
-    makers = {"truth": lambda: SynthMotionData(synth, seeds, "truth"),
-              "dis": lambda: SynthMotionData(synth, seeds, "dis", config.dis_preset),
+    makers = {"truth": lambda: SynthMotionData(synth, seeds, "truth", motion_input=config.motion_input),
+              "dis": lambda: SynthMotionData(synth, seeds, "dis", config.dis_preset, config.motion_input),
               "davis": lambda: _davis(config, train=True)}
     phases = config.phases()
     val = _davis(config, train=False) if config.davis and config.davis_heldout else None
-    model = MPNet(MPNetArch(width=config.width, context=config.context))
+    model = MPNet(MPNetArch(width=config.width, context=config.context, motion_input=config.motion_input))
 
     def save(path: Path, net: nn.Module, meta: dict[str, Any]) -> Path:
         return save_mpnet(path, net, meta)
@@ -138,7 +143,9 @@ def plan(config: MPNetTrainConfig) -> StagePlan:
     uses_davis = any(name == "davis" for _, name in phases)
     meta: dict[str, Any] = {
         "init": "random", "parameters": count_parameters(model),
-        "input": "angle field of the flow at frame t: cos, sin (0 below 0.1 px), |f| / max(p99 |f|, 1 px)",
+        "input": ("angle field of the flow at frame t" + (" minus the camera's RANSAC homography" if config.motion_input
+                                                          == "residual" else "")
+                  + ": cos, sin (0 below 0.1 px), |f| / max(p99 |f|, 1 px)"),
         "phases": [{"phase": name, "from": first, "to": end} for (first, name), end in zip(phases, bounds)],
         "data": {"generator": "movseg_ros.synth", "preset": config.preset, "synth": dict(config.synth),
                  "size": list(config.size), "train_seeds": list(config.train_seeds),

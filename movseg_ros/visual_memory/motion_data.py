@@ -19,6 +19,7 @@ from torch.utils.data import Dataset
 from movseg_ros.flow import DISFlow, DISFlowConfig
 from movseg_ros.synth.clip import Clip, generate_clip
 from movseg_ros.synth.config import SynthConfig
+from movseg_ros.two_stream.inputs import check_motion_input, motion_flow
 from movseg_ros.visual_memory.angle_field import field_tensor
 
 FLOW_SOURCES = ("truth", "dis")
@@ -30,20 +31,23 @@ def moving_mask(clip: Clip, t: int) -> np.ndarray:
 
 
 def motion_item(flow: np.ndarray, mask: np.ndarray) -> dict[str, torch.Tensor]:
-    """{"field": 3xHxW angle field, "mask": 1xHxW float 0/1}."""
+    """{"field": 3xHxW angle field, "mask": 1xHxW float 0/1}; `flow` as the network reads it (motion_flow)."""
     return {"field": field_tensor(flow), "mask": torch.from_numpy(np.ascontiguousarray(mask, np.float32))[None]}
 
 
 class SynthMotionData(Dataset):
     """Frame 0 of 2-frame clip `seeds[i]`: its flow's angle field and its moving instances."""
 
-    def __init__(self, config: SynthConfig, seeds: range, flow_source: str = "truth", dis_preset: str = "medium") -> None:
+    def __init__(self, config: SynthConfig, seeds: range, flow_source: str = "truth", dis_preset: str = "medium",
+                 motion_input: str = "flow") -> None:
+        check_motion_input(motion_input)
         if flow_source not in FLOW_SOURCES:
             raise ValueError(f"flow source '{flow_source}' is not one of {', '.join(FLOW_SOURCES)}")
         if len(seeds) < 1:
             raise ValueError(f"seed range {seeds} is empty")
         DISFlowConfig(preset=dis_preset, scale=1.0)  # checks the preset
         self.config, self.seeds, self.flow_source, self.dis_preset = config.replace(frames=2), seeds, flow_source, dis_preset
+        self.motion_input = motion_input
         self._dis: DISFlow | None = None
 
     def __len__(self) -> int:
@@ -62,7 +66,8 @@ class SynthMotionData(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         clip = generate_clip(self.config, self.seeds[index % len(self.seeds)])
-        return {**motion_item(self.flow(clip), moving_mask(clip, 0)), "seed": clip.seed}
+        flow = motion_flow(self.flow(clip), self.motion_input)
+        return {**motion_item(flow, moving_mask(clip, 0)), "seed": clip.seed}
 
 
 class DavisMotionData(Dataset):
@@ -70,20 +75,23 @@ class DavisMotionData(Dataset):
 
     Item i is pair i mod N (of every `step`-th pair) under augment_frame's flip, zoom and crop drawn from
     (seed, i); `length` (default N) may exceed N so that every step of a long run draws a new augmentation.
+    With `motion_input: residual` the camera's homography is taken out of each frame's own flow first.
     """
 
     def __init__(self, root: str | Path, sequences: list[str] | None = None, exclude: tuple[str, ...] = (),
                  work_width: int = 320, dis_preset: str = "medium", cache_dir: str | Path | None = None,
-                 augment: bool = True, seed: int = 0, length: int = 0, step: int = 1) -> None:
+                 augment: bool = True, seed: int = 0, length: int = 0, step: int = 1,
+                 motion_input: str = "flow") -> None:
         from movseg_ros.two_stream.davis_data import DavisDetectionData
 
+        check_motion_input(motion_input)
         if step < 1:
             raise ValueError(f"step must be >= 1, got {step}")
         self.frames = DavisDetectionData(root, "motion", sequences, tuple(exclude), work_width, dis_preset,
                                          augment=False, seed=seed, cache_dir=cache_dir)
         self.index = list(range(0, len(self.frames), step))
         self.length = length or len(self.index)
-        self.augment, self.seed = augment, seed
+        self.augment, self.seed, self.motion_input = augment, seed, motion_input
 
     def __len__(self) -> int:
         return self.length
@@ -93,7 +101,7 @@ class DavisMotionData(Dataset):
 
         k = self.index[i % len(self.index)]
         rgb, mask = self.frames.frame(k)
-        flow = self.frames.flow(k, rgb)
+        flow = motion_flow(self.frames.flow(k, rgb), self.motion_input)
         if self.augment:
             _, mask, flow, _ = augment_frame(rgb, mask, flow, np.random.default_rng([self.seed, i]))
         item = self.frames.pairs[k][1]

@@ -17,6 +17,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from movseg_ros.two_stream.arch import MOTION_INPUTS
+from movseg_ros.two_stream.inputs import motion_flow
 from movseg_ros.visual_memory.angle_field import field_tensor
 
 ARCH = "mpnet"
@@ -31,6 +33,7 @@ class MPNetArch:
 
     width: int = 32  # channels at stride 8; w/4, w/2 at strides 2, 4 and 2w, 3w, 4w at strides 16, 32, 64
     context: bool = True  # add a global-average-pooled summary of the bottom features back to them
+    motion_input: str = "flow"  # flow: the angle field of the flow; residual: of the flow minus the camera's homography
 
     def __post_init__(self) -> None:
         if isinstance(self.width, bool) or not isinstance(self.width, int) or not 16 <= self.width <= 128 \
@@ -38,6 +41,8 @@ class MPNetArch:
             raise ValueError(f"mpnet width must be a multiple of 8 in [16, 128], got {self.width!r}")
         if not isinstance(self.context, bool):
             raise ValueError(f"mpnet context must be true or false, got {self.context!r}")
+        if self.motion_input not in MOTION_INPUTS:
+            raise ValueError(f"mpnet motion_input '{self.motion_input}' is not one of {', '.join(MOTION_INPUTS)}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -118,7 +123,9 @@ def load_mpnet(path) -> tuple[MPNet, dict]:
 
 
 class MotionPredictor:
-    """The trained MP-Net (on `device`): flow (H, W, 2) px at frame t -> P(independent motion) at stride 4."""
+    """The trained MP-Net (on `device`): flow (H, W, 2) px at frame t -> P(independent motion) at stride 4.
+
+    The network sees what its file records (`MPNetArch.motion_input`): the flow, or its camera-compensated part."""
 
     def __init__(self, weights: str | Path, frozen: bool = False, device: torch.device = torch.device("cpu")) -> None:
         self.model, self.meta = load_mpnet(weights)
@@ -131,7 +138,10 @@ class MotionPredictor:
             self._run = PerShapeFrozen(self.model)
 
     @torch.no_grad()
-    def __call__(self, flow: np.ndarray) -> np.ndarray:
-        """(ceil(H/4), ceil(W/4)) float32 probabilities."""
+    def __call__(self, flow: np.ndarray, residual: np.ndarray | None = None) -> np.ndarray:
+        """(ceil(H/4), ceil(W/4)) float32 probabilities. A file that reads the residual takes `residual` (the same
+        motion's camera-compensated part, H x W x 2) when the caller has one, else fits the homography itself."""
+        if self.model.arch.motion_input == "residual":
+            flow = motion_flow(flow, "residual") if residual is None else residual
         logits = self._run(field_tensor(flow)[None].to(self.device))
         return torch.sigmoid(logits)[0, 0].cpu().numpy().astype(np.float32, copy=False)
