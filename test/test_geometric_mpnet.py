@@ -57,7 +57,7 @@ def test_mpnet_evidence_adds_to_the_residual_and_never_removes_it(tmp_path: Path
                         scene.frames)
     assert max(plain[2:]) < 0.5  # the scene's movers are small
     assert silent == plain  # a network that sees nothing leaves the residual's evidence as it is
-    assert min(loud[1:]) > 0.95  # one that sees motion everywhere makes everything move (bar the border)
+    assert min(loud[1:]) > 0.9  # one that sees motion everywhere makes everything move (bar the border)
 
 
 def test_the_network_reads_the_pipelines_own_residual_at_its_width(tmp_path: Path, monkeypatch) -> None:

@@ -41,8 +41,8 @@ class GeometricConfig:
     raft_device: str = "cpu"  # cpu | cuda | auto
     accelerator: str = "auto"  # RAFT: auto (TensorRT on CUDA, else torch.compile, else eager) | tensorrt | compile | eager
     precision: str = "fp32"  # RAFT: fp32 | fp16 | bf16 (fp16 on CUDA only; elsewhere fp32, logged)
-    residual_k: float = 3.53  # residual over k robust sigmas counts as motion evidence
-    memory: float = 0.3394  # weight of the flow-warped previous probability map
+    residual_k: float = 4.5  # residual over k robust sigmas counts as motion evidence (chosen with motion_net: mpnet)
+    memory: float = 0.45  # weight of the flow-warped previous probability map (chosen with motion_net: mpnet)
     min_area: float = 0.002  # smallest instance, as a fraction of the image
     split_min_px: float = 4.0  # a region splits when its residual motions form clusters this far apart (work px); 0 = off
     refine_radius: int = 8  # guided-filter radius (work pixels) that snaps masks to image edges; 0 = off
