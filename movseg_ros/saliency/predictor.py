@@ -7,6 +7,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from movseg_ros.accel.threads import torch_threads
+
 SHIPPED = "saliency_mobilenet_v2.pt"
 _FROZEN: dict[tuple[str, int], object] = {}  # (file, mtime) -> PerShapeFrozen: one set of graphs a process
 
@@ -43,13 +45,7 @@ class SaliencyPredictor:
         nw = min(self.width, w) // 16 * 16 or 16
         nh = max(16, int(round(h * nw / w / 16)) * 16)
         small = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA)
-        before = torch.get_num_threads()
-        if self.threads:
-            torch.set_num_threads(self.threads)
-        try:
-            with torch.inference_mode():
-                logits = self._forward(torch.from_numpy(small.transpose(2, 0, 1).copy()).float()[None])[0, 0].numpy()
-        finally:
-            torch.set_num_threads(before)
+        with torch_threads(self.threads), torch.inference_mode():
+            logits = self._forward(torch.from_numpy(small.transpose(2, 0, 1).copy()).float()[None])[0, 0].numpy()
         prob = 1.0 / (1.0 + np.exp(-logits))
         return cv2.resize(prob.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)

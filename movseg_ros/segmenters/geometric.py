@@ -365,7 +365,9 @@ def make_motion_net(config: GeometricConfig):
     from movseg_ros.visual_memory.mpnet import MotionPredictor
 
     try:
-        return MotionPredictor(weights_file(config.mpnet_weights, "mpnet.pt"), frozen=True)
+        # one torch thread: the saliency network's worker thread runs beside it on the same cores (0.88x the
+        # pipeline's frames/s against 0.76x with two)
+        return MotionPredictor(weights_file(config.mpnet_weights, "mpnet.pt"), frozen=True, threads=1)
     except ModelFileError as e:
         raise ModelFileError(e.path, f"{e.problem} (the file of geometric.mpnet_weights)") from None
 

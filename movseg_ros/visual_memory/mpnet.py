@@ -17,6 +17,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from movseg_ros.accel.threads import torch_threads
 from movseg_ros.two_stream.arch import MOTION_INPUTS
 from movseg_ros.two_stream.inputs import motion_flow
 from movseg_ros.visual_memory.angle_field import field_tensor
@@ -127,8 +128,10 @@ class MotionPredictor:
 
     The network sees what its file records (`MPNetArch.motion_input`): the flow, or its camera-compensated part."""
 
-    def __init__(self, weights: str | Path, frozen: bool = False, device: torch.device = torch.device("cpu")) -> None:
+    def __init__(self, weights: str | Path, frozen: bool = False, device: torch.device = torch.device("cpu"),
+                 threads: int = 0) -> None:
         self.model, self.meta = load_mpnet(weights)
+        self.threads = threads  # torch threads for its own calls (0: the process's setting)
         self.model.to(device)
         self.weights, self.device = Path(weights), device
         self._run = self.model
@@ -143,5 +146,6 @@ class MotionPredictor:
         motion's camera-compensated part, H x W x 2) when the caller has one, else fits the homography itself."""
         if self.model.arch.motion_input == "residual":
             flow = motion_flow(flow, "residual") if residual is None else residual
-        logits = self._run(field_tensor(flow)[None].to(self.device))
+        with torch_threads(self.threads):
+            logits = self._run(field_tensor(flow)[None].to(self.device))
         return torch.sigmoid(logits)[0, 0].cpu().numpy().astype(np.float32, copy=False)
