@@ -334,59 +334,61 @@ class GeometricSegmenter:
         return np.where(near, fused, np.minimum(prob, fused))
 
 
-def make_scheduled_saliency(config: GeometricConfig):
-    """The saliency network of `config` on its every-k schedule; errors name geometric.saliency_weights."""
+def _network(option: str, setting: str, load):
+    """`load()` of a torch network that geometric.`option` asks for; errors name geometric.`setting` and the file
+    (still ModelFileErrors, so the node can name the parameter from the path), or say to install torch."""
     try:
         import torch  # noqa: F401
     except ImportError:
-        raise RuntimeError("geometric.appearance 'saliency' needs torch (pip install 'movseg_ros[ml]'); "
-                           "or set geometric.appearance: none") from None
+        name, value = option.split("=")
+        raise RuntimeError(f"geometric.{name} '{value}' needs torch (pip install 'movseg_ros[ml]'); "
+                           f"or set geometric.{name}: none") from None
     from movseg_ros.model_files import ModelFileError
-    from movseg_ros.paths import weights_file
-    from movseg_ros.saliency.predictor import SHIPPED, SaliencyPredictor
-    from movseg_ros.saliency.schedule import ScheduledSaliency
 
     try:
+        return load()
+    except ModelFileError as e:
+        raise ModelFileError(e.path, f"{e.problem} (the file of geometric.{setting})") from None
+
+
+def make_scheduled_saliency(config: GeometricConfig):
+    """The saliency network of `config` on its every-k schedule; errors name geometric.saliency_weights."""
+
+    def load():
+        from movseg_ros.paths import weights_file
+        from movseg_ros.saliency.predictor import SHIPPED, SaliencyPredictor
+        from movseg_ros.saliency.schedule import ScheduledSaliency
+
         predictor = SaliencyPredictor(weights_file(config.saliency_weights, SHIPPED), config.saliency_width)
-    except ModelFileError as e:  # still a ModelFileError, so the node can name the parameter from its path
-        raise ModelFileError(e.path, f"{e.problem} (the file of geometric.saliency_weights)") from None
-    return ScheduledSaliency(predictor, config.saliency_every)
+        return ScheduledSaliency(predictor, config.saliency_every)
+
+    return _network("appearance=saliency", "saliency_weights", load)
 
 
 def make_motion_net(config: GeometricConfig):
     """MP-Net for `geometric.motion_net: mpnet` (frozen per flow size); errors name geometric.mpnet_weights."""
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        raise RuntimeError("geometric.motion_net 'mpnet' needs torch (pip install 'movseg_ros[ml]'); "
-                           "or set geometric.motion_net: none") from None
-    from movseg_ros.model_files import ModelFileError
-    from movseg_ros.paths import weights_file
-    from movseg_ros.visual_memory.mpnet import MotionPredictor
 
-    try:
-        # one torch thread: the saliency network's worker thread runs beside it on the same cores (0.88x the
-        # pipeline's frames/s against 0.76x with two)
+    def load():
+        from movseg_ros.paths import weights_file
+        from movseg_ros.visual_memory.mpnet import MotionPredictor
+
+        # one torch thread: the saliency network's worker thread runs beside it on the same cores (0.91x the
+        # pipeline's frames/s of motion_net: none, against 0.76x with two)
         return MotionPredictor(weights_file(config.mpnet_weights, "mpnet.pt"), frozen=True, threads=1)
-    except ModelFileError as e:
-        raise ModelFileError(e.path, f"{e.problem} (the file of geometric.mpnet_weights)") from None
+
+    return _network("motion_net=mpnet", "mpnet_weights", load)
 
 
 def make_refiner(config: GeometricConfig):
     """The refinement network of `config`; errors name geometric.refine_weights."""
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        raise RuntimeError("geometric.refine 'learned' needs torch (pip install 'movseg_ros[ml]'); "
-                           "or set geometric.refine: none") from None
-    from movseg_ros.model_files import ModelFileError
-    from movseg_ros.paths import weights_file
-    from movseg_ros.refine.predictor import SHIPPED, MaskRefiner
 
-    try:
+    def load():
+        from movseg_ros.paths import weights_file
+        from movseg_ros.refine.predictor import SHIPPED, MaskRefiner
+
         return MaskRefiner(weights_file(config.refine_weights, SHIPPED))
-    except ModelFileError as e:
-        raise ModelFileError(e.path, f"{e.problem} (the file of geometric.refine_weights)") from None
+
+    return _network("refine=learned", "refine_weights", load)
 
 
 def _rotation_prior(frame: Frame, shape: tuple[int, int]) -> np.ndarray | None:
