@@ -88,3 +88,23 @@ def test_the_shipped_stemseg_file_averaged_with_itself_is_itself(tmp_path: Path)
     own = original.state_dict()
     assert all(torch.equal(v, own[k]) for k, v in model.state_dict().items())
     assert meta["command"].startswith("movseg train stemseg")
+
+
+def _mpnet_file(path: Path, settings: dict, seed: int) -> Path:
+    from movseg_ros.visual_memory.mpnet import ARCH, MPNet, MPNetArch
+
+    torch.manual_seed(seed)
+    return save_with_settings(path, ARCH, MPNet(MPNetArch(**settings)), settings, {"command": f"train {seed}"})
+
+
+def test_a_file_recorded_before_a_setting_existed_averages_with_a_newer_one(tmp_path: Path) -> None:
+    # an MP-Net file from before `motion_input` existed was built with its default ("flow"): the same model
+    old = _mpnet_file(tmp_path / "old.pt", {"width": 16, "context": True}, 0)
+    new = _mpnet_file(tmp_path / "new.pt", {"width": 16, "context": True, "motion_input": "flow"}, 1)
+    average_checkpoints([old, new], tmp_path / "avg.pt")
+    settings, _, _ = load_with_settings(tmp_path / "avg.pt", "mpnet", "test")
+    assert settings["motion_input"] == "flow" and settings["width"] == 16
+    other = _mpnet_file(tmp_path / "residual.pt", {"width": 16, "context": True, "motion_input": "residual"}, 2)
+    with pytest.raises(ModelFileError, match="differ from .* in motion_input") as info:
+        average_checkpoints([old, other], tmp_path / "bad.pt")
+    assert info.value.path == other and not (tmp_path / "bad.pt").exists()
