@@ -456,3 +456,35 @@ def test_start_from_warm_starts_a_fresh_schedule_from_a_weights_file(tmp_path: P
     assert meta["iterations"] == 1 and len(meta["start_from_sha256"]) == 64
     assert main(base + ["--out-dir", str(tmp_path / "wrong"), "--set", f"start_from={tmp_path / 'mp.pt'}"]) == 2
     assert "mp.pt" in capsys.readouterr().err
+
+
+def test_the_soft_iou_loss_is_one_minus_the_jaccard_index_and_frames_without_an_object_cost_nothing() -> None:
+    from movseg_ros.training.visual_memory import soft_iou_loss
+
+    target = torch.zeros(1, 2, 1, 8, 8)
+    target[0, 0, 0, 2:6, 2:6] = 1.0  # frame 0 has an object; frame 1 has none
+    sure = torch.where(target > 0, 20.0, -20.0)  # logits that say exactly the target
+    assert float(soft_iou_loss(sure, target)) < 1e-6
+    half = sure.clone()
+    half[0, 0, 0, 2:6, 4:6] = -20.0  # half the object missed: Jaccard (8 + 1) / (16 + 1) on frame 0
+    assert abs(float(soft_iou_loss(half, target)) - (1 - 9 / 17) / 2) < 1e-4
+    logits = torch.zeros_like(target, requires_grad=True)
+    soft_iou_loss(logits, target).backward()
+    assert (logits.grad[target > 0] < 0).all() and (logits.grad[target == 0] > 0).all()  # toward the target
+
+
+def test_iou_weight_adds_a_jaccard_term_to_each_head_and_refuses_a_negative_weight() -> None:
+    from movseg_ros.training.visual_memory import MemoryTrainConfig, _losses
+
+    net = VisualMemoryNet(MemoryArch(appearance=8, state=8))
+    t, h, w = 3, 4, 6
+    batch = {"s8": torch.randn(2, t, 32, h, w), "s16": torch.randn(2, t, 96, h // 2, w // 2),
+             "motion": torch.rand(2, t, 1, 2 * h, 2 * w), "online_target": torch.rand(2, t, 1, 8 * h, 8 * w).round(),
+             "offline_target": torch.rand(2, t, 1, 8 * h, 8 * w).round()}
+    plain = _losses(MemoryTrainConfig())(net, batch, torch.device("cpu"))
+    both = _losses(MemoryTrainConfig(iou_weight=0.5))(net, batch, torch.device("cpu"))
+    assert set(plain) == {"online_bce", "offline_bce"}
+    assert set(both) == {"online_bce", "offline_bce", "online_iou", "offline_iou"}
+    assert torch.allclose(both["online_bce"], plain["online_bce"]) and float(both["online_iou"]) > 0
+    with pytest.raises(ValueError, match="iou_weight"):
+        MemoryTrainConfig(iou_weight=-1.0)

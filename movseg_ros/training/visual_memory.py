@@ -22,7 +22,7 @@ from movseg_ros.training.loop import LoopConfig, StagePlan, train_stage
 from movseg_ros.model_files import file_sha256
 from movseg_ros.tuning.data import HELD_ASIDE
 
-TERMS = ("online_bce", "fine_bce", "offline_bce")
+TERMS = ("online_bce", "fine_bce", "offline_bce", "online_iou", "fine_iou", "offline_iou")
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,7 @@ class MemoryTrainConfig(LoopConfig):
     static_start: float = 0.2  # share of runs where the object is static at the start
     mirror: float = 0.5
     offline_weight: float = 1.0  # the bidirectional head's loss weight (0: online only)
+    iou_weight: float = 0.0  # weight of a soft-IoU (Jaccard) loss beside each head's BCE (0: BCE alone)
     optimizer: str = "adamw"
     lr: float = 1e-3
     weight_decay: float = 1e-4
@@ -71,6 +72,7 @@ class MemoryTrainConfig(LoopConfig):
         need(len(self.crop) == 2 and (all(c == 0 for c in self.crop) or all(2 <= c <= 256 and c % 2 == 0 for c in self.crop)), "crop",
              f"must be (0, 0) or two even sizes in [2, 256] stride-8 cells, got {self.crop}")
         need(self.offline_weight >= 0, "offline_weight", f"must be >= 0, got {self.offline_weight}")
+        need(self.iou_weight >= 0, "iou_weight", f"must be >= 0, got {self.iou_weight}")
         try:
             self.arch()
             RunAugment(self.stop, self.static_start, self.mirror)
@@ -104,6 +106,16 @@ def run_inputs(net: nn.Module, batch: dict[str, Any], device: torch.device) -> t
     return xs.unflatten(0, (b, t))
 
 
+def soft_iou_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
+    """1 - soft Jaccard index of each frame's map (B, T, 1, h, w), averaged; `eps` (in pixels) keeps frames
+    without an object defined: a map that stays empty there costs nothing."""
+    p = torch.sigmoid(logits).flatten(2)
+    t = target.flatten(2)
+    inter = (p * t).sum(-1)
+    union = (p + t - p * t).sum(-1)
+    return (1 - (inter + eps) / (union + eps)).mean()
+
+
 def _losses(config: MemoryTrainConfig):
     def losses(net: nn.Module, batch: dict[str, Any], device: torch.device) -> dict[str, torch.Tensor]:
         inner = net.module if hasattr(net, "module") else net
@@ -122,7 +134,10 @@ def _losses(config: MemoryTrainConfig):
                 continue
             target = batch[key].to(device)
             target = F.interpolate(target.flatten(0, 1), size=size, mode="area").unflatten(0, target.shape[:2])
-            out[name] = weight * F.binary_cross_entropy_with_logits(_logits_at(logits, size), target)
+            at = _logits_at(logits, size)
+            out[name] = weight * F.binary_cross_entropy_with_logits(at, target)
+            if config.iou_weight > 0:
+                out[name.replace("bce", "iou")] = weight * config.iou_weight * soft_iou_loss(at, target)
         return out
 
     return losses
