@@ -125,3 +125,26 @@ def test_training_with_the_residual_records_it_and_the_segmenter_feeds_it(tmp_pa
     segmenter._maps(images[0], True)
     plain_maps = segmenter._maps(images[1], False)
     assert plain_maps.memory_motion is plain_maps.motion  # a memory without the residual reads MP-Net's map alone
+
+
+def test_mpnet_and_the_residual_map_share_one_homography_fit_a_frame(monkeypatch) -> None:
+    from movseg_ros import ego_motion
+    from movseg_ros.config_io import load_pipeline_config
+    from movseg_ros.segmenters.visual_memory import VisualMemorySegmenter
+    from movseg_ros.visual_memory.residual import heading_residual
+
+    pipeline = Pipeline(load_pipeline_config(CONFIG / "visual_memory.yaml"))  # the shipped files read the residual
+    segmenter = pipeline.segmenter
+    assert isinstance(segmenter, VisualMemorySegmenter) and segmenter.mpnet.model.arch.motion_input == "residual"
+    fits = []
+    fit = ego_motion.EgoMotion.fit
+    monkeypatch.setattr(ego_motion.EgoMotion, "fit", staticmethod(lambda *a, **k: fits.append(1) or fit(*a, **k)))
+    scene = make_scene(SceneConfig(width=256, height=144, frames=4))
+    for t, image in enumerate(scene.frames):
+        pipeline.process(Frame(image, t * 33_333_333, "scene", t))
+    assert len(fits) == len(scene.frames)  # one a frame (two before: MP-Net's and the residual map's own)
+    flow = _camera_flow(144, 256)
+    flow[40:80, 60:100] += np.array([-3.0, 2.0], np.float32)
+    residual, magnitude = heading_residual(flow)
+    assert np.allclose(residual_map(flow, magnitude), residual_map(flow), atol=1e-3)  # the map of a fit of its own
+    assert abs(residual[60, 80] - np.array([-3.0, 2.0])).max() < 0.3 and abs(residual[10, 10]).max() < 0.3

@@ -24,7 +24,7 @@ from movseg_ros.guided_filter import guided_filter
 from movseg_ros.paths import weights_file
 from movseg_ros.segmenters.base import DEVICES, Detection, SegmenterResult, resize_to_width
 from movseg_ros.segmenters.regions import split_by_motion, upsample_region
-from movseg_ros.visual_memory.residual import residual_map
+from movseg_ros.visual_memory.residual import heading_residual, residual_map
 
 log = logging.getLogger(__name__)
 
@@ -176,12 +176,16 @@ class VisualMemorySegmenter:
         else:
             with timed(self.clock, "flow"):
                 flow = -self.flow.flow_grey(grey, prev)  # this frame's pixels: where they are heading
+        shared = None  # one homography fit a frame, when both MP-Net and the memory read the residual
+        if self._residual and self.mpnet.model.arch.motion_input == "residual":
+            with timed(self.clock, "residual"):
+                shared = heading_residual(flow)
         with timed(self.clock, "mpnet"):
-            motion = self.mpnet(flow)
+            motion = self.mpnet(flow, None if shared is None else shared[0])
         memory_motion = motion
         if self._residual:
             with timed(self.clock, "residual"):
-                memory_motion = np.stack([motion, residual_map(flow)])
+                memory_motion = np.stack([motion, residual_map(flow, None if shared is None else shared[1])])
         return _FrameMaps(small, grey, flow, motion, memory_motion)
 
     def process(self, buffer: ClipBuffer) -> list[SegmenterResult]:

@@ -20,11 +20,20 @@ def stride4(shape: tuple[int, int]) -> tuple[int, int]:
     return (shape[0] + 3) // 4, (shape[1] + 3) // 4
 
 
-def residual_map(motion: np.ndarray) -> np.ndarray:
+def heading_residual(motion: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(residual, its magnitude) of motion at a frame's pixels (H, W, 2; where they head, as MP-Net reads it):
+    the homography is fitted to the flow back to the previous frame (the direction fitted elsewhere), and the
+    residual is returned heading again, so MP-Net and `residual_map` can share one fit."""
+    back = -np.asarray(motion, np.float32)
+    residual, mag = camera_residual(back)
+    return -residual, mag
+
+
+def residual_map(motion: np.ndarray, magnitude: np.ndarray | None = None) -> np.ndarray:
     """Motion at a frame's pixels (H, W, 2; where they head, as MP-Net reads it) -> z / (z + HALF_AT) at
-    stride 4, z the residual after the camera's homography over its robust spread. No motion gives zeros."""
-    back = -np.asarray(motion, np.float32)  # the flow back to the previous frame: the direction fitted elsewhere
-    _, mag = camera_residual(back)
+    stride 4, z the residual after the camera's homography over its robust spread. No motion gives zeros.
+    `magnitude`: the residual's magnitude when the caller has it (`heading_residual`), else fitted here."""
+    mag = heading_residual(motion)[1] if magnitude is None else magnitude
     z = mag / robust_spread(mag)
     squashed = (z / (z + HALF_AT)).astype(np.float32)
     h4, w4 = stride4(mag.shape)
