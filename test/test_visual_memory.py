@@ -481,8 +481,9 @@ def test_iou_weight_adds_a_jaccard_term_to_each_head_and_refuses_a_negative_weig
     batch = {"s8": torch.randn(2, t, 32, h, w), "s16": torch.randn(2, t, 96, h // 2, w // 2),
              "motion": torch.rand(2, t, 1, 2 * h, 2 * w), "online_target": torch.rand(2, t, 1, 8 * h, 8 * w).round(),
              "offline_target": torch.rand(2, t, 1, 8 * h, 8 * w).round()}
-    plain = _losses(MemoryTrainConfig())(net, batch, torch.device("cpu"))
-    both = _losses(MemoryTrainConfig(iou_weight=0.5))(net, batch, torch.device("cpu"))
+    with torch.no_grad():
+        plain = _losses(MemoryTrainConfig())(net, batch, torch.device("cpu"))
+        both = _losses(MemoryTrainConfig(iou_weight=0.5))(net, batch, torch.device("cpu"))
     assert set(plain) == {"online_bce", "offline_bce"}
     assert set(both) == {"online_bce", "offline_bce", "online_iou", "offline_iou"}
     assert torch.allclose(both["online_bce"], plain["online_bce"]) and float(both["online_iou"]) > 0
