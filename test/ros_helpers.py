@@ -76,3 +76,16 @@ def assert_refuses_corrupt_weights(start, good: Path, folder: Path, parameter: s
     fatal = [line for line in log.splitlines() if "bad parameter" in line]
     assert len(fatal) == 1 and not fatal[0].rstrip().endswith((",", ":", "(", " the", " a")), fatal
     assert "Traceback" not in log, log
+
+
+def assert_refuses_corrupt_shipped(env: dict[str, str], folder: Path, model: str, parameter: str, topic: str,
+                                   settings: tuple[str, ...] = ()) -> None:
+    """A node started with `settings` ("name:=value") and `parameter` set to a truncated copy of the shipped
+    models/`model` refuses it as `assert_refuses_corrupt_weights` says; its input remapped to `topic`."""
+    from movseg_ros.paths import share_dir
+
+    def start(weights: str) -> NodeProcess:
+        extra = [arg for setting in (*settings, f"{parameter}:={weights}") for arg in ("-p", setting)]
+        return NodeProcess.start(env, remap=f"image:={topic}", extra=extra)
+
+    assert_refuses_corrupt_weights(start, share_dir() / "models" / model, folder, parameter)

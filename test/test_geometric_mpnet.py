@@ -106,12 +106,6 @@ def test_bad_motion_net_settings_and_files_are_named(tmp_path: Path) -> None:
 @pytest.mark.timeout(120)
 def test_the_node_refuses_a_corrupt_mpnet_file_with_one_line(node_env, tmp_path: Path) -> None:
     pytest.importorskip("rclpy")
-    from ros_helpers import NodeProcess, assert_refuses_corrupt_weights
+    from ros_helpers import assert_refuses_corrupt_shipped
 
-    from movseg_ros.paths import share_dir
-
-    def start(weights: str) -> NodeProcess:
-        return NodeProcess.start(node_env, remap="image:=/mp_test/image", extra=[
-            "-p", f"geometric.mpnet_weights:={weights}"])
-
-    assert_refuses_corrupt_weights(start, share_dir() / "models" / "mpnet.pt", tmp_path, "geometric.mpnet_weights")
+    assert_refuses_corrupt_shipped(node_env, tmp_path, "mpnet.pt", "geometric.mpnet_weights", "/mp_test/image")

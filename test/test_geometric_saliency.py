@@ -120,12 +120,7 @@ def test_bad_appearance_settings_and_a_missing_file_are_named(tmp_path: Path) ->
 @pytest.mark.timeout(120)
 def test_the_node_refuses_a_corrupt_saliency_file_with_one_line(node_env, tmp_path: Path) -> None:
     pytest.importorskip("rclpy")
-    from ros_helpers import NodeProcess, assert_refuses_corrupt_weights
+    from ros_helpers import assert_refuses_corrupt_shipped
 
-    from movseg_ros.paths import share_dir
-
-    def start(weights: str) -> NodeProcess:
-        return NodeProcess.start(node_env, remap="image:=/sal_test/image", extra=[
-            "-p", "geometric.appearance:=saliency", "-p", f"geometric.saliency_weights:={weights}"])
-
-    assert_refuses_corrupt_weights(start, share_dir() / "models" / "saliency_mobilenet_v2.pt", tmp_path, "geometric.saliency_weights")
+    assert_refuses_corrupt_shipped(node_env, tmp_path, "saliency_mobilenet_v2.pt", "geometric.saliency_weights",
+                                   "/sal_test/image", ("geometric.appearance:=saliency",))

@@ -362,15 +362,10 @@ def test_the_segmenter_runs_online_and_offline_and_names_a_missing_file(tmp_path
 @pytest.mark.timeout(120)
 def test_the_node_refuses_a_corrupt_mpnet_file_with_one_line(node_env, tmp_path: Path) -> None:
     pytest.importorskip("rclpy")
-    from ros_helpers import NodeProcess, assert_refuses_corrupt_weights
+    from ros_helpers import assert_refuses_corrupt_shipped
 
-    from movseg_ros.paths import share_dir
-
-    def start(weights: str) -> NodeProcess:
-        return NodeProcess.start(node_env, remap="image:=/vm_test/image", extra=[
-            "-p", "pipeline:=visual_memory", "-p", f"visual_memory.mpnet_weights:={weights}"])
-
-    assert_refuses_corrupt_weights(start, share_dir() / "models" / "mpnet.pt", tmp_path, "visual_memory.mpnet_weights")
+    assert_refuses_corrupt_shipped(node_env, tmp_path, "mpnet.pt", "visual_memory.mpnet_weights", "/vm_test/image",
+                                   ("pipeline:=visual_memory",))
 
 
 def test_the_shipped_files_record_their_data_and_track_the_built_in_scene() -> None:

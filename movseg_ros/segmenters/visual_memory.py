@@ -129,6 +129,8 @@ class VisualMemorySegmenter:
             self._residual = net.arch.residual
             self._check_learned_from("mpnet_sha256", config.mpnet_path(), "MP-Net", "mpnet")
             log.info("visual_memory: weights %s, MP-Net %s", config.weights_path(), config.mpnet_path())
+        # both MP-Net and the memory read the camera-compensated residual: one homography fit a frame serves both
+        self._share_fit = self._residual and self.mpnet.model.arch.motion_input == "residual"
         self.flow = DISFlow(DISFlowConfig(preset=config.flow_preset, scale=1.0))
         self.clock: StageClock | None = None  # `movseg bench stages` sets one
         self.reset()
@@ -176,8 +178,8 @@ class VisualMemorySegmenter:
         else:
             with timed(self.clock, "flow"):
                 flow = -self.flow.flow_grey(grey, prev)  # this frame's pixels: where they are heading
-        shared = None  # one homography fit a frame, when both MP-Net and the memory read the residual
-        if self._residual and self.mpnet.model.arch.motion_input == "residual":
+        shared = None  # (residual, magnitude) of this frame's one homography fit, when both read it
+        if self._share_fit:
             with timed(self.clock, "residual"):
                 shared = heading_residual(flow)
         with timed(self.clock, "mpnet"):
