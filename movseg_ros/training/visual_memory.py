@@ -43,6 +43,7 @@ class MemoryTrainConfig(LoopConfig):
     dropout: float = 0.0  # share of appearance channels dropped in training (MemoryArch.dropout)
     fine: int = 0  # channels of the stride-4 decoder on the online head (MemoryArch.fine; 0: none)
     saliency: bool = False  # the saliency network's map as a last input (MemoryArch.saliency)
+    deep: bool = False  # the encoder's stride-32 features too (MemoryArch.deep; crops then start on stride-32 cells)
     saliency_weights: str = "models/saliency_mobilenet_v2.pt"  # the saliency network the memory runs with; it
     #   gives the held-aside sequences' maps, so it must never have trained on them
     fold_saliency: tuple[str, ...] = ()  # saliency files for the training sequences' maps, each sequence's from a
@@ -83,7 +84,8 @@ class MemoryTrainConfig(LoopConfig):
         """The memory's architecture record."""
         from movseg_ros.visual_memory.network import MemoryArch
 
-        return MemoryArch(self.appearance, self.state, self.kernel, self.residual, self.dropout, self.fine, self.saliency)
+        return MemoryArch(self.appearance, self.state, self.kernel, self.residual, self.dropout, self.fine, self.saliency,
+                          self.deep)
 
     def export_path(self) -> Path:
         return Path(self.export) if self.export else Path(self.out_dir) / "visual_memory.pt"
@@ -101,8 +103,9 @@ def _logits_at(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 def run_inputs(net: nn.Module, batch: dict[str, Any], device: torch.device) -> torch.Tensor:
     """The GRU inputs (B, T, C, h, w) of a batch of runs."""
     s8, s16, motion = (batch[k].to(device) for k in ("s8", "s16", "motion"))
+    s32 = batch["s32"].to(device).flatten(0, 1) if "s32" in batch else None
     b, t = s8.shape[:2]
-    xs = net.inputs(s8.flatten(0, 1), s16.flatten(0, 1), motion.flatten(0, 1))
+    xs = net.inputs(s8.flatten(0, 1), s16.flatten(0, 1), motion.flatten(0, 1), s32)
     return xs.unflatten(0, (b, t))
 
 
@@ -176,7 +179,7 @@ def recorded_sequences(config: MemoryTrainConfig, names: list[str], encoder: nn.
     from movseg_ros.visual_memory.predictor import AppearanceFeatures
 
     root, cache = Path(config.data_root), Path(config.cache_dir)
-    app_dir = cache / "appearance" / appearance_fingerprint(config.work_width)
+    app_dir = cache / "appearance" / appearance_fingerprint(config.work_width, config.deep)
     motion_dir = cache / "motion" / motion_fingerprint(Path(config.mpnet), config.work_width, config.dis_preset)
     todo = [n for n in names if not (app_dir / f"{n}.npz").is_file()]
     if todo:
@@ -202,7 +205,7 @@ def recorded_sequences(config: MemoryTrainConfig, names: list[str], encoder: nn.
             save_arrays(residual_dir / f"{name}.npz", record_residual(root, name, flows(name), config.work_width))
     saliency = saliency_caches(config, names, app_dir, progress) if config.saliency else {}
     return [load_inputs(app_dir / f"{n}.npz", motion_dir / f"{n}.npz", n,
-                        residual_dir / f"{n}.npz" if residual_dir else None, saliency.get(n)) for n in names]
+                        residual_dir / f"{n}.npz" if residual_dir else None, saliency.get(n), config.deep) for n in names]
 
 
 def saliency_caches(config: MemoryTrainConfig, names: list[str], app_dir: Path, progress: bool = True) -> dict[str, Path]:
@@ -252,7 +255,7 @@ def plan(config: MemoryTrainConfig) -> StagePlan:
     meta = {"data": {"root": str(root), "sequences": names, "frames": sum(len(s) for s in train_seqs),
                      "held_aside": held, "work_width": config.work_width, "dis_preset": config.dis_preset},
             "mpnet": str(config.mpnet), "mpnet_sha256": file_sha256(Path(config.mpnet)),
-            "residual": config.residual, "fine": config.fine, "saliency": config.saliency,
+            "residual": config.residual, "fine": config.fine, "saliency": config.saliency, "deep": config.deep,
             **({"saliency_sha256": file_sha256(Path(config.saliency_weights)),
                 "fold_saliency": list(config.fold_saliency)} if config.saliency else {}),
             "run_length": config.run_length, "crop": list(config.crop),

@@ -27,7 +27,7 @@ from movseg_ros.segmenters.base import resize_to_width
 from movseg_ros.visual_memory.residual import residual_map, stride4
 
 MotionMap = Callable[[np.ndarray], np.ndarray]  # motion at a frame's pixels (H, W, 2) -> probability (H/4, W/4)
-FeatureMaps = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]  # RGB (H, W, 3) -> stride 4, 8 and 16 features
+FeatureMaps = Callable[[np.ndarray], tuple[np.ndarray, ...]]  # RGB (H, W, 3) -> stride 4, 8 and 16 (and 32) features
 CACHE_VERSION = 1
 
 
@@ -42,14 +42,17 @@ class SequenceInputs:
     motion: np.ndarray  # (N, 2, C, h4, w4) float16: MP-Net's map (the residual's, the saliency's); frame 0 holds the still maps
     masks: np.ndarray  # (N, H, W) bool at the work size (as recorded)
     still: np.ndarray  # (M, h4, w4) float16: the first M (motion) maps when nothing moves; the saliency map stays the frame's
+    s32: np.ndarray | None = None  # (N, 2, 320, h32, w32) float16, for a deep memory
 
     def __len__(self) -> int:
         return len(self.masks)
 
 
-def appearance_fingerprint(work_width: int) -> str:
-    """What made an appearance cache: the work width and the encoder (ImageNet MobileNetV2, frozen, strides 4-16)."""
-    return hashlib.sha256(json.dumps([CACHE_VERSION, work_width, "imagenet", "s4"]).encode()).hexdigest()[:12]
+def appearance_fingerprint(work_width: int, deep: bool = False) -> str:
+    """What made an appearance cache: the work width and the encoder (ImageNet MobileNetV2, frozen, strides
+    4-16, or 4-32 when `deep`)."""
+    taps = ["s4", "s32"] if deep else ["s4"]
+    return hashlib.sha256(json.dumps([CACHE_VERSION, work_width, "imagenet", *taps]).encode()).hexdigest()[:12]
 
 
 def motion_fingerprint(mpnet_file: Path, work_width: int, dis_preset: str) -> str:
@@ -91,15 +94,17 @@ def _frames(root: Path, name: str, work_width: int):
 
 
 def record_appearance(root: Path, name: str, features: FeatureMaps, work_width: int) -> dict[str, np.ndarray]:
-    """Every frame of sequence `name` (as recorded and mirrored) through the frozen encoder, with its mask."""
-    taps: tuple[list, list, list] = ([], [], [])
+    """Every frame of sequence `name` (as recorded and mirrored) through the frozen encoder, with its mask
+    (s4, s8, s16, and s32 when the encoder gives it)."""
+    taps: list[list] = []
     masks = []
     for _, _, small, mask in _frames(root, name, work_width):
         pairs = [features(np.ascontiguousarray(small[:, ::-1] if mirrored else small)) for mirrored in (False, True)]
+        taps = taps or [[] for _ in pairs[0]]
         for k, tap in enumerate(taps):
             tap.append(np.stack([p[k] for p in pairs]))
         masks.append(mask)
-    arrays = {key: np.stack(tap).astype(np.float16) for key, tap in zip(("s4", "s8", "s16"), taps)}
+    arrays = {key: np.stack(tap).astype(np.float16) for key, tap in zip(("s4", "s8", "s16", "s32"), taps)}
     return {**arrays, "masks": np.stack(masks)}
 
 
@@ -160,13 +165,15 @@ def _read_arrays(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
 
 
 def load_inputs(appearance: Path, motion: Path, name: str, residual: Path | None = None,
-                saliency: Path | None = None) -> SequenceInputs:
+                saliency: Path | None = None, deep: bool = False) -> SequenceInputs:
     """A cached sequence from its files (the residual's, then the saliency's, when given, as further motion
-    channels); a DatasetError names the file when one is unreadable or they disagree."""
-    a = _read_arrays(appearance, ("s4", "s8", "s16", "masks"))
+    channels; the stride-32 features when `deep`); a DatasetError names the file when one is unreadable or
+    they disagree."""
+    taps = ("s4", "s8", "s16", "s32") if deep else ("s4", "s8", "s16")
+    a = _read_arrays(appearance, (*taps, "masks"))
     m = _read_arrays(motion, ("motion", "still"))
     n = len(a["masks"])
-    if not len(a["s4"]) == len(a["s8"]) == len(a["s16"]) == n or a["s8"].shape[1] != 2:
+    if any(len(a[t]) != n for t in taps) or a["s8"].shape[1] != 2:
         raise DatasetError(appearance, "inconsistent visual-memory cache (frame counts differ); delete it to rebuild")
     if len(m["motion"]) != n:
         raise DatasetError(motion, f"has {len(m['motion'])} frames but {appearance.name} has {n}; delete it to rebuild")
@@ -182,7 +189,7 @@ def load_inputs(appearance: Path, motion: Path, name: str, residual: Path | None
         if sal.shape[:2] != maps.shape[:2] or sal.shape[3:] != maps.shape[3:]:
             raise DatasetError(saliency, f"maps {sal.shape} do not match {motion.name}'s {maps.shape}; delete it to rebuild")
         maps = np.concatenate([maps, sal], 2)
-    return SequenceInputs(name, a["s4"], a["s8"], a["s16"], maps, a["masks"], still)
+    return SequenceInputs(name, a["s4"], a["s8"], a["s16"], maps, a["masks"], still, a.get("s32"))
 
 
 @dataclass(frozen=True)
@@ -247,15 +254,20 @@ class MemoryRuns(Dataset):
         masks = seq.masks[frames]
         if mirrored:
             masks = masks[:, :, ::-1]
-        if any(self.crop):  # a window aligned to every stride (16, 8, 4, 1), inside the image
+        s32 = None if seq.s32 is None else seq.s32[frames, side]
+        if any(self.crop):  # a window aligned to every stride (32 for a deep memory, 16, 8, 4, 1), inside the image
             (ch, cw), (h, w) = self.crop, masks.shape[1:]
-            y, x = (2 * int(rng.integers(0, (n // 8 - c) // 2 + 1)) for n, c in ((h, ch), (w, cw)))
+            step = 2 if s32 is None else 4  # in stride-8 cells
+            y, x = (step * int(rng.integers(0, (n // 8 - c) // step + 1)) for n, c in ((h, ch), (w, cw)))
             s8, s16 = s8[..., y:y + ch, x:x + cw], s16[..., y // 2:(y + ch + 1) // 2, x // 2:(x + cw + 1) // 2]
+            if s32 is not None:  # the cells that cover the window, from its top-left one (VisualMemoryNet.inputs)
+                s32 = s32[..., y // 4:(y + ch + 3) // 4, x // 4:(x + cw + 3) // 4]
             s4 = s4[..., 2 * y:2 * (y + ch), 2 * x:2 * (x + cw)]
             motion = motion[..., 2 * y:2 * (y + ch), 2 * x:2 * (x + cw)]
             masks = masks[:, 8 * y:8 * (y + ch), 8 * x:8 * (x + cw)]
         offline = torch.from_numpy(np.ascontiguousarray(masks)).float()[:, None]
-        return {"s4": torch.from_numpy(s4.astype(np.float32)),
+        deep = {} if s32 is None else {"s32": torch.from_numpy(s32.astype(np.float32))}
+        return {**deep, "s4": torch.from_numpy(s4.astype(np.float32)),
                 "s8": torch.from_numpy(s8.astype(np.float32)),
                 "s16": torch.from_numpy(s16.astype(np.float32)),
                 "motion": torch.from_numpy(np.ascontiguousarray(motion)),
@@ -269,7 +281,8 @@ def collate_runs(items: list[dict[str, Any]]) -> dict[str, Any]:
 
 def whole_sequence(seq: SequenceInputs) -> dict[str, Any]:
     """A held-aside sequence as one run (as recorded): the held-out score runs it online and offline."""
-    return {"s4": torch.from_numpy(seq.s4[:, 0].astype(np.float32))[None],
+    deep = {} if seq.s32 is None else {"s32": torch.from_numpy(seq.s32[:, 0].astype(np.float32))[None]}
+    return {**deep, "s4": torch.from_numpy(seq.s4[:, 0].astype(np.float32))[None],
             "s8": torch.from_numpy(seq.s8[:, 0].astype(np.float32))[None],
             "s16": torch.from_numpy(seq.s16[:, 0].astype(np.float32))[None],
             "motion": torch.from_numpy(seq.motion[:, 0].astype(np.float32))[None],

@@ -14,7 +14,7 @@ from movseg_ros.visual_memory.network import AppearanceEncoder, VisualMemoryNet
 
 
 class AppearanceFeatures:
-    """RGB (H, W, 3) uint8 -> the encoder's stride-4, 8 and 16 features (no batch axis), on `device`."""
+    """RGB (H, W, 3) uint8 -> the encoder's stride-4, 8 and 16 features (and 32: a deep encoder), on `device`."""
 
     def __init__(self, encoder: AppearanceEncoder | None = None, frozen: bool = False,
                  device: torch.device = torch.device("cpu")) -> None:
@@ -28,12 +28,12 @@ class AppearanceFeatures:
         self.encoder = PerShapeFrozen(encoder) if frozen else encoder
 
     @torch.no_grad()
-    def tensors(self, rgb: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(1, 24, h4, w4), (1, 32, h8, w8) and (1, 96, h16, w16) on the device."""
+    def tensors(self, rgb: np.ndarray) -> tuple[torch.Tensor, ...]:
+        """(1, 24, h4, w4), (1, 32, h8, w8), (1, 96, h16, w16) (and (1, 320, h32, w32)) on the device."""
         x = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).float()[None].to(self.device)
         return self.encoder(x)
 
-    def __call__(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def __call__(self, rgb: np.ndarray) -> tuple[np.ndarray, ...]:
         """As numpy float32 (what the training cache stores)."""
         return tuple(t[0].cpu().numpy() for t in self.tensors(rgb))
 
@@ -67,7 +67,8 @@ class OnlineMemory:
     def input(self, rgb: np.ndarray, motion: np.ndarray) -> MemoryInput:
         """A frame's inputs from its RGB and its motion maps: MP-Net's (h4, w4), or (C, h4, w4) with the residual's;
         the saliency map, when the memory reads one, is decoded here from the shared encoder's features."""
-        s4, s8, s16 = self.features.tensors(rgb)
+        taps = self.features.tensors(rgb)
+        s4, s8, s16 = taps[:3]
         maps = np.asarray(motion, np.float32)
         moving = torch.from_numpy(maps if maps.ndim == 3 else maps[None])[None].to(self.device)
         if self.saliency is not None:
@@ -75,7 +76,7 @@ class OnlineMemory:
             if salient.shape[-2:] != moving.shape[-2:]:
                 salient = F.interpolate(salient, size=moving.shape[-2:], mode="bilinear", align_corners=False)
             moving = torch.cat([moving, salient], 1)
-        return MemoryInput(self.net.inputs(s8, s16, moving), s4, moving)
+        return MemoryInput(self.net.inputs(s8, s16, moving, taps[3] if len(taps) > 3 else None), s4, moving)
 
     @torch.no_grad()
     def step(self, frame: MemoryInput) -> np.ndarray:
