@@ -453,6 +453,32 @@ def test_start_from_warm_starts_a_fresh_schedule_from_a_weights_file(tmp_path: P
     assert "mp.pt" in capsys.readouterr().err
 
 
+def test_a_fine_decoder_trains_on_a_frozen_finished_memory(tmp_path: Path, capsys) -> None:
+    data = scene_davis(tmp_path / "davis", SCENE)
+    torch.manual_seed(0)
+    save_mpnet(tmp_path / "mp.pt", MPNet(MPNetArch()).eval(), {})
+    base = ["train", "visual_memory", "--config", str(CONFIG / "train_visual_memory_tiny.yaml"),
+            "--set", f"data_root={data}", "--set", "held_aside=[b]", "--set", f"cache_dir={tmp_path / 'cache'}",
+            "--set", f"flow_cache={tmp_path / 'flow'}", "--set", f"mpnet={tmp_path / 'mp.pt'}"]
+    assert main(base + ["--out-dir", str(tmp_path / "memory"), "--set", "lr=0.05"]) == 0
+    memory, _ = load_memory(tmp_path / "memory" / "visual_memory.pt")
+    on_top = base + ["--set", "fine=8", "--set", f"start_from={tmp_path / 'memory' / 'visual_memory.pt'}",
+                     "--set", "start_from_new=[fine.]", "--set", "freeze=[reduce, gru, online_head, offline_head]"]
+    assert main(on_top + ["--out-dir", str(tmp_path / "fine"), "--set", "lr=0.05"]) == 0
+    assert main(on_top + ["--out-dir", str(tmp_path / "still"), "--set", "lr=1.0e-12"]) == 0
+    fine, meta = load_memory(tmp_path / "fine" / "visual_memory.pt")
+    still, _ = load_memory(tmp_path / "still" / "visual_memory.pt")
+    kept = [k for k in memory.state_dict() if not k.startswith("encoder.")]
+    assert all(torch.equal(fine.state_dict()[k], memory.state_dict()[k]) for k in kept)  # the memory stayed fixed
+    moved = [k for k in fine.state_dict() if k.startswith("fine.") and fine.state_dict()[k].is_floating_point()]
+    assert moved and any((fine.state_dict()[k] - still.state_dict()[k]).abs().max() > 1e-3 for k in moved)
+    assert meta["freeze"] == ["reduce", "gru", "online_head", "offline_head"]
+    assert main(base + ["--out-dir", str(tmp_path / "bad"), "--set", "freeze=[decoder]"]) == 2
+    assert "freeze" in capsys.readouterr().err
+    assert main(base + ["--out-dir", str(tmp_path / "bad2"), "--set", "freeze=[fine]"]) == 2  # no fine decoder to freeze
+    assert "no fine decoder" in capsys.readouterr().err
+
+
 def test_the_soft_iou_loss_is_one_minus_the_jaccard_index_and_frames_without_an_object_cost_nothing() -> None:
     from movseg_ros.training.visual_memory import soft_iou_loss
 

@@ -22,6 +22,7 @@ from movseg_ros.training.loop import LoopConfig, StagePlan, train_stage
 from movseg_ros.model_files import file_sha256
 from movseg_ros.tuning.data import HELD_ASIDE
 
+FREEZABLE = ("reduce", "gru", "online_head", "offline_head", "fine")  # the memory's trainable modules
 TERMS = ("online_bce", "fine_bce", "offline_bce", "online_iou", "fine_iou", "offline_iou")
 
 
@@ -44,6 +45,8 @@ class MemoryTrainConfig(LoopConfig):
     fine: int = 0  # channels of the stride-4 decoder on the online head (MemoryArch.fine; 0: none)
     saliency: bool = False  # the saliency network's map as a last input (MemoryArch.saliency)
     deep: bool = False  # the encoder's stride-32 features too (MemoryArch.deep; crops then start on stride-32 cells)
+    freeze: tuple[str, ...] = ()  # memory modules kept fixed, e.g. a fine decoder trained on a finished memory
+    #   (start_from it): [reduce, gru, online_head, offline_head]
     saliency_weights: str = "models/saliency_mobilenet_v2.pt"  # the saliency network the memory runs with; it
     #   gives the held-aside sequences' maps, so it must never have trained on them
     fold_saliency: tuple[str, ...] = ()  # saliency files for the training sequences' maps, each sequence's from a
@@ -74,6 +77,9 @@ class MemoryTrainConfig(LoopConfig):
              f"must be (0, 0) or two even sizes in [2, 256] stride-8 cells, got {self.crop}")
         need(self.offline_weight >= 0, "offline_weight", f"must be >= 0, got {self.offline_weight}")
         need(self.iou_weight >= 0, "iou_weight", f"must be >= 0, got {self.iou_weight}")
+        need(all(m in FREEZABLE for m in self.freeze), "freeze",
+             f"must name modules among {', '.join(FREEZABLE)}, got {list(self.freeze)}")
+        need("fine" not in self.freeze or self.fine > 0, "freeze", "names fine, but the memory has no fine decoder")
         try:
             self.arch()
             RunAugment(self.stop, self.static_start, self.mirror)
@@ -258,14 +264,14 @@ def plan(config: MemoryTrainConfig) -> StagePlan:
             "residual": config.residual, "fine": config.fine, "saliency": config.saliency, "deep": config.deep,
             **({"saliency_sha256": file_sha256(Path(config.saliency_weights)),
                 "fold_saliency": list(config.fold_saliency)} if config.saliency else {}),
-            "run_length": config.run_length, "crop": list(config.crop),
+            "run_length": config.run_length, "crop": list(config.crop), "freeze": list(config.freeze),
             "augment": {"stop": config.stop, "static_start": config.static_start, "mirror": config.mirror},
             "init": "imagenet", "init_source": f"{src.distribution}=={src.version} ({src.licence}): {src.relative}",
             "licence": "trained on DAVIS-2016 (CC BY-NC 4.0): non-commercial use"}
     return StagePlan(stage="visual_memory", model=model, phases=[(0, runs)], collate=collate_runs,
                      losses=_losses(config), save=save, export_path=config.export_path(), terms=TERMS,
                      val=val, score=held_out_j, plot_keys=("loss", "online_bce", "fine_bce", "offline_bce", "val_j_online", "val_j_offline"),
-                     frozen=[model.encoder], meta=meta)
+                     frozen=[model.encoder, *(getattr(model, m) for m in config.freeze)], meta=meta)
 
 
 def train(config: MemoryTrainConfig, command: str = "") -> dict[str, Any]:
