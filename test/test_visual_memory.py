@@ -479,6 +479,30 @@ def test_a_fine_decoder_trains_on_a_frozen_finished_memory(tmp_path: Path, capsy
     assert "no fine decoder" in capsys.readouterr().err
 
 
+def test_scale_widths_add_the_training_sequences_at_other_widths_and_score_at_the_work_width(tmp_path: Path, capsys) -> None:
+    from movseg_ros.training.visual_memory import MemoryTrainConfig, plan
+
+    data = scene_davis(tmp_path / "davis", SCENE)
+    torch.manual_seed(0)
+    save_mpnet(tmp_path / "mp.pt", MPNet(MPNetArch()).eval(), {})
+    settings = {"data_root": str(data), "held_aside": ("b",), "cache_dir": str(tmp_path / "cache"), "appearance": 8,
+                "state": 8, "run_length": 3, "crop": (0, 0), "work_width": 160, "iterations": 2, "batch_size": 2,
+                "flow_cache": str(tmp_path / "flow"), "mpnet": str(tmp_path / "mp.pt"), "val_images": 2,
+                "out_dir": str(tmp_path / "out"), "threads": 1}
+    scaled = plan(MemoryTrainConfig(**settings, scale_widths=(96,)))
+    runs = scaled.phases[0][1]
+    assert sorted(s.masks.shape[2] for s in runs.sequences) == [96, 160]  # sequence a at both widths
+    assert [s.name for s in runs.sequences] == ["a", "a"] and scaled.meta["data"]["scale_widths"] == [96]
+    assert [item["masks"].shape[-1] for item in scaled.val] == [160]  # the held-aside one at the work width only
+    assert scaled.meta["data"]["frames"] == len(runs.sequences[0])
+    widths = sorted({p.parent.name for p in (tmp_path / "cache" / "appearance").glob("*/a.npz")})
+    assert len(widths) == 2 and len(list((tmp_path / "cache" / "appearance").glob("*/b.npz"))) == 1
+    base = ["train", "visual_memory", "--config", str(CONFIG / "train_visual_memory_tiny.yaml"),
+            "--set", f"data_root={data}", "--set", "held_aside=[b]", "--set", f"mpnet={tmp_path / 'mp.pt'}"]
+    assert main(base + ["--out-dir", str(tmp_path / "bad"), "--set", "scale_widths=[160]"]) == 2  # the work width itself
+    assert "scale_widths" in capsys.readouterr().err
+
+
 def test_the_soft_iou_loss_is_one_minus_the_jaccard_index_and_frames_without_an_object_cost_nothing() -> None:
     from movseg_ros.training.visual_memory import soft_iou_loss
 

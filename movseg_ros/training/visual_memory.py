@@ -8,7 +8,7 @@ J over whole sequences is the held-out score.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,8 @@ class MemoryTrainConfig(LoopConfig):
     flow_cache: str = "out/cache/davis_flow"  # DIS flow of the frames (shared with the two-stream stages)
     cache_dir: str = "out/cache/visual_memory"  # recorded inputs, per sequence, under a fingerprint
     work_width: int = 320
+    scale_widths: tuple[int, ...] = ()  # further widths the training sequences are recorded at: scale augmentation
+    #   for a memory whose encoder is frozen (each width's frames are runs of their own; held-aside at work_width)
     dis_preset: str = "medium"
     appearance: int = 128
     state: int = 64
@@ -72,6 +74,9 @@ class MemoryTrainConfig(LoopConfig):
 
         need = self.need
         need(64 <= self.work_width <= 1920, "work_width", f"must be in [64, 1920], got {self.work_width}")
+        need(all(64 <= w <= 1920 and w != self.work_width for w in self.scale_widths)
+             and len(set(self.scale_widths)) == len(self.scale_widths), "scale_widths",
+             f"must be distinct widths in [64, 1920] other than work_width, got {list(self.scale_widths)}")
         need(2 <= self.run_length <= 64, "run_length", f"must be in [2, 64], got {self.run_length}")
         need(len(self.crop) == 2 and (all(c == 0 for c in self.crop) or all(2 <= c <= 256 and c % 2 == 0 for c in self.crop)), "crop",
              f"must be (0, 0) or two even sizes in [2, 256] stride-8 cells, got {self.crop}")
@@ -251,6 +256,8 @@ def plan(config: MemoryTrainConfig) -> StagePlan:
     model = build_memory(config.arch(), init="imagenet")
     sequences = recorded_sequences(config, names + held, model.encoder)  # after the model: the same initial weights
     train_seqs, val_seqs = sequences[:len(names)], sequences[len(names):]
+    for width in config.scale_widths:
+        train_seqs += recorded_sequences(replace(config, work_width=width, scale_widths=()), names, model.encoder)
     runs = MemoryRuns(train_seqs, config.run_length, config.iterations * config.batch_size, seed=config.seed,
                       augment=RunAugment(config.stop, config.static_start, config.mirror), crop=tuple(config.crop))
     val = [whole_sequence(s) for s in val_seqs]
@@ -258,8 +265,9 @@ def plan(config: MemoryTrainConfig) -> StagePlan:
     def save(path: Path, net: nn.Module, meta: dict[str, Any]) -> Path:
         return save_memory(path, net, meta)
 
-    meta = {"data": {"root": str(root), "sequences": names, "frames": sum(len(s) for s in train_seqs),
-                     "held_aside": held, "work_width": config.work_width, "dis_preset": config.dis_preset},
+    meta = {"data": {"root": str(root), "sequences": names, "frames": sum(len(s) for s in sequences[:len(names)]),
+                     "held_aside": held, "work_width": config.work_width, "scale_widths": list(config.scale_widths),
+                     "dis_preset": config.dis_preset},
             "mpnet": str(config.mpnet), "mpnet_sha256": file_sha256(Path(config.mpnet)),
             "residual": config.residual, "fine": config.fine, "saliency": config.saliency, "deep": config.deep,
             **({"saliency_sha256": file_sha256(Path(config.saliency_weights)),
