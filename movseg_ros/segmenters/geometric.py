@@ -24,6 +24,7 @@ FLOW_METHODS = ("dis", "raft")
 APPEARANCES = ("none", "saliency")
 MOTION_NETS = ("none", "mpnet")
 REFINES = ("none", "learned")
+MEMORY_NETS = ("none", "visual_memory")
 LOGIT_EPS = 1e-3  # keeps the colour model's log-odds finite at probabilities 0 and 1
 MPNET_MIN_SIDE = 32  # MP-Net's smallest input side (visual_memory.mpnet.MIN_SIDE)
 
@@ -68,6 +69,9 @@ class GeometricConfig:
     mpnet_width: int = 256  # MP-Net reads the flow at this width (aspect kept)
     refine: str = "none"  # none | learned (a small network trained on DAVIS-2016 train corrects the fused map)
     refine_weights: str = ""  # refinement network file; "" = the shipped models/refine_geometric.pt
+    memory_net: str = "none"  # none | visual_memory: the visual-memory pipeline's map of the frame (its own flow, MP-Net, appearance and ConvGRU, in a worker thread beside this pipeline) averaged into the final map
+    memory_weights: str = ""  # the memory's file for memory_net; "" = the shipped models/visual_memory.pt
+    memory_mpnet_weights: str = ""  # the memory's MP-Net file; "" = the shipped models/mpnet.pt
 
     def __post_init__(self) -> None:
         if not 64 <= self.work_width <= 1920:
@@ -94,6 +98,8 @@ class GeometricConfig:
                 raise ValueError(f"geometric.{name} must be in [{low}, {high}], got {value}")
         if self.refine not in REFINES:
             raise ValueError(f"geometric.refine '{self.refine}' is not one of {', '.join(REFINES)}")
+        if self.memory_net not in MEMORY_NETS:
+            raise ValueError(f"geometric.memory_net '{self.memory_net}' is not one of {', '.join(MEMORY_NETS)}")
         if self.motion_net not in MOTION_NETS:
             raise ValueError(f"geometric.motion_net '{self.motion_net}' is not one of {', '.join(MOTION_NETS)}")
         if not 64 <= self.mpnet_width <= 1920:
@@ -147,6 +153,7 @@ class GeometricSegmenter:
             self.saliency = make_scheduled_saliency(config)
         self.refiner = make_refiner(config) if config.refine == "learned" else None
         self.motion_net = make_motion_net(config) if config.motion_net == "mpnet" else None  # MotionPredictor
+        self.memory_map = make_scheduled_memory(config) if config.memory_net == "visual_memory" else None
         self.clock: StageClock | None = None  # `movseg bench stages` sets one to time flow and ego-motion
         self.last_residual: np.ndarray | None = None  # latest flow minus ego flow (work size), for `movseg bench egomotion`
         self.last_maps: EvidenceMaps | None = None  # latest frame's maps (the refinement's input; its training data)
@@ -165,12 +172,18 @@ class GeometricSegmenter:
         self.last_maps = None
         if self.saliency is not None:
             self.saliency.reset()
+        if self.memory_map is not None:
+            self.memory_map.reset()
 
     def process(self, buffer: ClipBuffer) -> list[SegmenterResult]:
         frame = buffer.newest
         small_rgb = frame.at_width(self.config.work_width)
         h, w = small_rgb.shape[:2]
         h0, w0 = frame.size
+        if self.memory_map is not None:
+            if self._prev_grey is None or len(buffer) < 2:
+                self.memory_map.reset()  # a new stream: the memory starts from nothing too
+            self.memory_map.start(small_rgb)  # in its worker, beside this frame's work here
         grey = cv2.cvtColor(small_rgb, cv2.COLOR_RGB2GRAY)
         prev, self._prev_grey = self._prev_grey, grey
         prev_rgb, self._prev_rgb = self._prev_rgb, small_rgb
@@ -181,6 +194,8 @@ class GeometricSegmenter:
             if self.saliency is not None:
                 self.saliency.reset()
                 self.saliency.step(small_rgb, None)
+            if self.memory_map is not None:
+                self.memory_map.result()  # the memory saw the stream's first frame
             return [SegmenterResult(frame)]
         with timed(self.clock, "flow"):
             flow = self._flow(grey, prev, small_rgb, prev_rgb)  # current -> previous: where each pixel came from
@@ -235,6 +250,9 @@ class GeometricSegmenter:
             # the fast form on large work images only: on small ones it costs J and saves little
             subsample = self.config.refine_subsample if h * w >= SPARSE_MIN_PIXELS else 1
             prob = guided_filter(guide, prob, self.config.refine_radius, self.config.refine_eps, subsample)
+        if self.memory_map is not None:
+            with timed(self.clock, "memory_net"):  # the wait for the worker: what it adds to the frame
+                prob = (prob + self.memory_map.result()) / 2
         dets = _instances(prob, residual, (h0, w0), self.config) + static
         to_current = rescale_homography(np.linalg.inv(ego.homography), (h, w), (h0, w0))
         return [SegmenterResult(frame, dets, MotionContext(buffer[-2].image, frame.image, to_current))]
@@ -334,9 +352,10 @@ class GeometricSegmenter:
         return np.where(near, fused, np.minimum(prob, fused))
 
 
-def _network(option: str, setting: str, load):
-    """`load()` of a torch network that geometric.`option` asks for; errors name geometric.`setting` and the file
-    (still ModelFileErrors, so the node can name the parameter from the path), or say to install torch."""
+def _network(option: str, setting, load):
+    """`load()` of a torch network that geometric.`option` asks for; errors name geometric.`setting` (or
+    `setting(path)`, the setting of the file that failed) and the file (still ModelFileErrors, so the node can
+    name the parameter from the path), or say to install torch."""
     try:
         import torch  # noqa: F401
     except ImportError:
@@ -348,7 +367,8 @@ def _network(option: str, setting: str, load):
     try:
         return load()
     except ModelFileError as e:
-        raise ModelFileError(e.path, f"{e.problem} (the file of geometric.{setting})") from None
+        name = setting(e.path) if callable(setting) else setting
+        raise ModelFileError(e.path, f"{e.problem} (the file of geometric.{name})") from None
 
 
 def make_scheduled_saliency(config: GeometricConfig):
@@ -377,6 +397,21 @@ def make_motion_net(config: GeometricConfig):
         return MotionPredictor(weights_file(config.mpnet_weights, "mpnet.pt"), frozen=True, threads=1)
 
     return _network("motion_net=mpnet", "mpnet_weights", load)
+
+
+def make_scheduled_memory(config: GeometricConfig):
+    """The visual memory's map for `geometric.memory_net: visual_memory`; errors name geometric.memory_weights or
+    geometric.memory_mpnet_weights, whichever file it was."""
+    from movseg_ros.paths import weights_file
+
+    def load():
+        from movseg_ros.segmenters.memory_map import make_memory_map
+
+        return make_memory_map(config.memory_weights, config.memory_mpnet_weights)
+
+    mpnet = weights_file(config.memory_mpnet_weights, "mpnet.pt")
+    return _network("memory_net=visual_memory",
+                    lambda path: "memory_mpnet_weights" if path == mpnet else "memory_weights", load)
 
 
 def make_refiner(config: GeometricConfig):

@@ -201,6 +201,15 @@ class VisualMemorySegmenter:
             logits = self.memory.step(x)
         return [SegmenterResult(frame, self._detections(frame, maps, logits))]
 
+    def online_map(self, image: np.ndarray) -> np.ndarray:
+        """The memory's probability map (work size, edge-snapped) of the next frame of a stream: one online step,
+        for a pipeline that fuses it (geometric.memory_net); `reset` starts a new stream."""
+        if self.memory is None:
+            raise ValueError("visual_memory.memory is false: there is no memory map")
+        maps = self._maps(image, self._prev_grey is None)
+        logits = self.memory.step(self.memory.input(maps.small, maps.memory_motion))
+        return self.probability(maps, logits)
+
     def segment_offline(self, frames: list[Frame]) -> list[SegmenterResult]:
         """A whole sequence, the memory run both ways in time (bidirectional, shared weights)."""
         self.reset()
