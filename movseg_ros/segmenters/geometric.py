@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import cv2
@@ -19,6 +20,8 @@ from movseg_ros.segmenters.appearance_fusion import FusionSettings, fuse_salienc
 from movseg_ros.segmenters.base import DEVICES, Detection, MotionContext, SegmenterResult, check_runtime_settings
 from movseg_ros.segmenters.regions import split_by_motion, upsample_region
 
+
+log = logging.getLogger(__name__)
 
 FLOW_METHODS = ("dis", "raft")
 APPEARANCES = ("none", "saliency")
@@ -69,9 +72,8 @@ class GeometricConfig:
     mpnet_width: int = 256  # MP-Net reads the flow at this width (aspect kept)
     refine: str = "none"  # none | learned (a small network trained on DAVIS-2016 train corrects the fused map)
     refine_weights: str = ""  # refinement network file; "" = the shipped models/refine_geometric.pt
-    memory_net: str = "none"  # none | visual_memory: the visual-memory pipeline's map of the frame (its own flow, MP-Net, appearance and ConvGRU, in a worker thread beside this pipeline) averaged into the final map
+    memory_net: str = "none"  # none | visual_memory: the visual memory's map of the frame (its ConvGRU over ImageNet appearance and this pipeline's MP-Net map and residual, in a worker thread beside it) averaged into the final map; needs motion_net: mpnet
     memory_weights: str = ""  # the memory's file for memory_net; "" = the shipped models/visual_memory.pt
-    memory_mpnet_weights: str = ""  # the memory's MP-Net file; "" = the shipped models/mpnet.pt
 
     def __post_init__(self) -> None:
         if not 64 <= self.work_width <= 1920:
@@ -100,6 +102,8 @@ class GeometricConfig:
             raise ValueError(f"geometric.refine '{self.refine}' is not one of {', '.join(REFINES)}")
         if self.memory_net not in MEMORY_NETS:
             raise ValueError(f"geometric.memory_net '{self.memory_net}' is not one of {', '.join(MEMORY_NETS)}")
+        if self.memory_net != "none" and self.motion_net != "mpnet":
+            raise ValueError(f"geometric.memory_net '{self.memory_net}' reads MP-Net's map: it needs motion_net: mpnet")
         if self.motion_net not in MOTION_NETS:
             raise ValueError(f"geometric.motion_net '{self.motion_net}' is not one of {', '.join(MOTION_NETS)}")
         if not 64 <= self.mpnet_width <= 1920:
@@ -148,12 +152,12 @@ class GeometricSegmenter:
                                             device=self.raft.device.type)
             self.raft.set_forward(PerShapeAccelerated(self.raft.module, accelerator, "flow"))  # built on the first frame
             self.device = self.raft.device.type
-        self.saliency = None  # ScheduledSaliency when appearance is saliency
-        if config.appearance == "saliency":
-            self.saliency = make_scheduled_saliency(config)
+        self.saliency = None  # ScheduledSaliency when appearance is saliency (and the memory does not decode it)
         self.refiner = make_refiner(config) if config.refine == "learned" else None
         self.motion_net = make_motion_net(config) if config.motion_net == "mpnet" else None  # MotionPredictor
-        self.memory_map = make_scheduled_memory(config) if config.memory_net == "visual_memory" else None
+        self.memory_map = make_memory_map(config) if config.memory_net == "visual_memory" else None
+        if config.appearance == "saliency" and (self.memory_map is None or self.memory_map.saliency is None):
+            self.saliency = make_scheduled_saliency(config)
         self.clock: StageClock | None = None  # `movseg bench stages` sets one to time flow and ego-motion
         self.last_residual: np.ndarray | None = None  # latest flow minus ego flow (work size), for `movseg bench egomotion`
         self.last_maps: EvidenceMaps | None = None  # latest frame's maps (the refinement's input; its training data)
@@ -183,7 +187,7 @@ class GeometricSegmenter:
         if self.memory_map is not None:
             if self._prev_grey is None or len(buffer) < 2:
                 self.memory_map.reset()  # a new stream: the memory starts from nothing too
-            self.memory_map.start(small_rgb)  # in its worker, beside this frame's work here
+            self.memory_map.start(small_rgb)  # its appearance pass, in its worker, beside this frame's flow here
         grey = cv2.cvtColor(small_rgb, cv2.COLOR_RGB2GRAY)
         prev, self._prev_grey = self._prev_grey, grey
         prev_rgb, self._prev_rgb = self._prev_rgb, small_rgb
@@ -194,8 +198,9 @@ class GeometricSegmenter:
             if self.saliency is not None:
                 self.saliency.reset()
                 self.saliency.step(small_rgb, None)
-            if self.memory_map is not None:
-                self.memory_map.result()  # the memory saw the stream's first frame
+            if self.memory_map is not None:  # the memory sees the stream's first frame, without motion
+                self.memory_map.feed(self._still_mpnet((h, w)), None)
+                self.memory_map.result((h, w))
             return [SegmenterResult(frame)]
         with timed(self.clock, "flow"):
             flow = self._flow(grey, prev, small_rgb, prev_rgb)  # current -> previous: where each pixel came from
@@ -232,12 +237,15 @@ class GeometricSegmenter:
         if self.saliency is not None:
             with timed(self.clock, "saliency"):
                 salient = self.saliency.step(small_rgb, (map_x, map_y))
-            if salient is not None:
-                fused = fuse_saliency(prob, salient, self._fusion((h, w)))
-                prob = fused.prob
-                if self.config.saliency_static:
-                    static = [Detection(upsample_region(m, (0, 0), (h, w), (h0, w0)), score, moving=False)
-                              for m, score in zip(fused.static_segments, fused.static_scores)]
+        elif self.memory_map is not None and self.memory_map.saliency is not None:
+            with timed(self.clock, "saliency"):  # this frame's, from the memory's appearance pass
+                salient = self.memory_map.salient((h, w))
+        if salient is not None:
+            fused = fuse_saliency(prob, salient, self._fusion((h, w)))
+            prob = fused.prob
+            if self.config.saliency_static:
+                static = [Detection(upsample_region(m, (0, 0), (h, w), (h0, w0)), score, moving=False)
+                          for m, score in zip(fused.static_segments, fused.static_scores)]
         zeros = np.zeros((h, w), np.float32)
         self.last_maps = EvidenceMaps(evidence, motion_z, fb_fail,
                                       zeros if carried is None else carried, colour,
@@ -252,7 +260,7 @@ class GeometricSegmenter:
             prob = guided_filter(guide, prob, self.config.refine_radius, self.config.refine_eps, subsample)
         if self.memory_map is not None:
             with timed(self.clock, "memory_net"):  # the wait for the worker: what it adds to the frame
-                prob = (prob + self.memory_map.result()) / 2
+                prob = (prob + self.memory_map.result((h, w))) / 2
         dets = _instances(prob, residual, (h0, w0), self.config) + static
         to_current = rescale_homography(np.linalg.inv(ego.homography), (h, w), (h0, w0))
         return [SegmenterResult(frame, dets, MotionContext(buffer[-2].image, frame.image, to_current))]
@@ -295,20 +303,41 @@ class GeometricSegmenter:
         z = mag / sigma
         return np.clip((z - k) / k, 0.0, 1.0).astype(np.float32), z
 
-    def _learned_evidence(self, flow: np.ndarray, residual: np.ndarray) -> np.ndarray:
-        """MP-Net's probability of independent motion at the work size, from this frame's flow and its residual
-        (after this pipeline's own ego-motion) at `mpnet_width`; zeros on frames too small for it."""
-        h, w = flow.shape[:2]
+    def _mpnet_size(self, shape: tuple[int, int]) -> tuple[int, int] | None:
+        """(height, width) MP-Net reads the flow at for a work size; None when that is too small for it."""
+        h, w = shape
         mw = min(self.config.mpnet_width, w)
         mh = round(h * mw / w)
-        if min(mh, mw) < MPNET_MIN_SIDE:
+        return None if min(mh, mw) < MPNET_MIN_SIDE else (mh, mw)
+
+    def _learned_evidence(self, flow: np.ndarray, residual: np.ndarray) -> np.ndarray:
+        """MP-Net's probability of independent motion at the work size, from this frame's flow and its residual
+        (after this pipeline's own ego-motion) at `mpnet_width`; zeros on frames too small for it. The memory
+        (memory_net), when on, steps on the same map and residual."""
+        h, w = flow.shape[:2]
+        size = self._mpnet_size((h, w))
+        if size is None:
+            if self.memory_map is not None:
+                self.memory_map.feed(np.zeros(((h + 3) // 4, (w + 3) // 4), np.float32), None)
             return np.zeros((h, w), np.float32)
+        mh, mw = size
 
         def heading(f: np.ndarray) -> np.ndarray:  # MP-Net reads where frame t's pixels head, at its own scale
             return cv2.resize(f, (mw, mh), interpolation=cv2.INTER_AREA) * np.float32(-mw / w)
 
-        prob = self.motion_net(heading(flow), heading(residual))
+        moving = heading(residual)
+        prob = self.motion_net(heading(flow), moving)
+        if self.memory_map is not None:
+            self.memory_map.feed(prob, moving)
         return cv2.resize(prob, (w, h), interpolation=cv2.INTER_LINEAR)
+
+    def _still_mpnet(self, shape: tuple[int, int]) -> np.ndarray:
+        """MP-Net's map of a frame without motion (a stream's first), at stride 4 of its input size."""
+        size = self._mpnet_size(shape)
+        if size is None:
+            return np.zeros(((shape[0] + 3) // 4, (shape[1] + 3) // 4), np.float32)
+        still = np.zeros(size + (2,), np.float32)
+        return self.motion_net(still, still)
 
     def _consistent(self, flow: np.ndarray, back_there: np.ndarray) -> np.ndarray:
         """Pixels whose flow, followed there and back, returns home (not occluded, not smeared).
@@ -352,10 +381,9 @@ class GeometricSegmenter:
         return np.where(near, fused, np.minimum(prob, fused))
 
 
-def _network(option: str, setting, load):
-    """`load()` of a torch network that geometric.`option` asks for; errors name geometric.`setting` (or
-    `setting(path)`, the setting of the file that failed) and the file (still ModelFileErrors, so the node can
-    name the parameter from the path), or say to install torch."""
+def _network(option: str, setting: str, load):
+    """`load()` of a torch network that geometric.`option` asks for; errors name geometric.`setting` and the file
+    (still ModelFileErrors, so the node can name the parameter from the path), or say to install torch."""
     try:
         import torch  # noqa: F401
     except ImportError:
@@ -367,8 +395,7 @@ def _network(option: str, setting, load):
     try:
         return load()
     except ModelFileError as e:
-        name = setting(e.path) if callable(setting) else setting
-        raise ModelFileError(e.path, f"{e.problem} (the file of geometric.{name})") from None
+        raise ModelFileError(e.path, f"{e.problem} (the file of geometric.{setting})") from None
 
 
 def make_scheduled_saliency(config: GeometricConfig):
@@ -399,19 +426,36 @@ def make_motion_net(config: GeometricConfig):
     return _network("motion_net=mpnet", "mpnet_weights", load)
 
 
-def make_scheduled_memory(config: GeometricConfig):
-    """The visual memory's map for `geometric.memory_net: visual_memory`; errors name geometric.memory_weights or
-    geometric.memory_mpnet_weights, whichever file it was."""
+def make_memory_map(config: GeometricConfig):
+    """The visual memory for `geometric.memory_net: visual_memory`, with the saliency network when appearance is
+    saliency (its decoder reads the memory's appearance pass); errors name geometric.memory_weights or
+    geometric.saliency_weights. A memory trained on another MP-Net's maps than geometric.mpnet_weights's is named
+    in a warning."""
     from movseg_ros.paths import weights_file
 
+    saliency = None
+    if config.appearance == "saliency":
+        def load_saliency_net():
+            from movseg_ros.saliency.network import load_saliency
+            from movseg_ros.saliency.predictor import SHIPPED
+
+            return load_saliency(weights_file(config.saliency_weights, SHIPPED))[0]
+
+        saliency = _network("appearance=saliency", "saliency_weights", load_saliency_net)
+
     def load():
-        from movseg_ros.segmenters.memory_map import make_memory_map
+        from movseg_ros.model_files import file_sha256
+        from movseg_ros.segmenters.memory_map import make_memory_map as make
 
-        return make_memory_map(config.memory_weights, config.memory_mpnet_weights)
+        maps = make(config.memory_weights, saliency=saliency)
+        mpnet = weights_file(config.mpnet_weights, "mpnet.pt")
+        learned_from = maps.meta.get("mpnet_sha256")
+        if learned_from and learned_from != file_sha256(mpnet):
+            log.warning("geometric: the memory %s learned from another MP-Net (sha256 %s) than %s",
+                        weights_file(config.memory_weights, "visual_memory.pt"), learned_from[:12], mpnet)
+        return maps
 
-    mpnet = weights_file(config.memory_mpnet_weights, "mpnet.pt")
-    return _network("memory_net=visual_memory",
-                    lambda path: "memory_mpnet_weights" if path == mpnet else "memory_weights", load)
+    return _network("memory_net=visual_memory", "memory_weights", load)
 
 
 def make_refiner(config: GeometricConfig):

@@ -67,7 +67,12 @@ class OnlineMemory:
     def input(self, rgb: np.ndarray, motion: np.ndarray) -> MemoryInput:
         """A frame's inputs from its RGB and its motion maps: MP-Net's (h4, w4), or (C, h4, w4) with the residual's;
         the saliency map, when the memory reads one, is decoded here from the shared encoder's features."""
-        taps = self.features.tensors(rgb)
+        return self.input_from(self.features.tensors(rgb), motion)
+
+    @torch.no_grad()
+    def input_from(self, taps: tuple[torch.Tensor, ...], motion: np.ndarray) -> MemoryInput:
+        """As `input`, from the frame's encoder features (`self.features.tensors`, computed ahead by a caller that
+        overlaps them with other work)."""
         s4, s8, s16 = taps[:3]
         maps = np.asarray(motion, np.float32)
         moving = torch.from_numpy(maps if maps.ndim == 3 else maps[None])[None].to(self.device)
