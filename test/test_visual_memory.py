@@ -19,6 +19,7 @@ from movseg_ros.scene import SceneConfig, make_scene
 from movseg_ros.visual_memory.data import MemoryRuns, RunAugment, SequenceInputs
 from movseg_ros.visual_memory.mpnet import MPNet, MPNetArch, save_mpnet
 from movseg_ros.visual_memory.network import ConvGRUCell, MemoryArch, VisualMemoryNet, load_memory, save_memory
+from memory_runs import tiny_memory_run
 from scene_davis import scene_davis
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -286,13 +287,8 @@ def test_crops_are_one_window_at_every_stride() -> None:
 
 @pytest.mark.timeout(240)
 def test_bptt_training_records_inputs_once_and_resumes_to_the_same_weights(tmp_path: Path, capsys) -> None:
-    data = scene_davis(tmp_path / "davis", SCENE)
-    torch.manual_seed(0)
-    save_mpnet(tmp_path / "mp.pt", MPNet(MPNetArch()).eval(), {})
+    data, base = tiny_memory_run(tmp_path, SCENE)
     cache = tmp_path / "cache"
-    base = ["train", "visual_memory", "--config", str(CONFIG / "train_visual_memory_tiny.yaml"),
-            "--set", f"data_root={data}", "--set", "held_aside=[b]", "--set", f"cache_dir={cache}",
-            "--set", f"flow_cache={tmp_path / 'flow'}", "--set", f"mpnet={tmp_path / 'mp.pt'}"]
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     assert main(base + ["--out-dir", str(straight), "--json", str(tmp_path / "s.json")]) == 0
     recorded = sorted(cache.glob("*/*/*.npz"))
@@ -431,12 +427,7 @@ def test_a_memory_reading_saliency_trains_on_out_of_fold_maps_and_runs_with_its_
 
 @pytest.mark.timeout(240)
 def test_start_from_warm_starts_a_fresh_schedule_from_a_weights_file(tmp_path: Path, capsys) -> None:
-    data = scene_davis(tmp_path / "davis", SCENE)
-    torch.manual_seed(0)
-    save_mpnet(tmp_path / "mp.pt", MPNet(MPNetArch()).eval(), {})
-    base = ["train", "visual_memory", "--config", str(CONFIG / "train_visual_memory_tiny.yaml"),
-            "--set", f"data_root={data}", "--set", "held_aside=[b]", "--set", f"cache_dir={tmp_path / 'cache'}",
-            "--set", f"flow_cache={tmp_path / 'flow'}", "--set", f"mpnet={tmp_path / 'mp.pt'}"]
+    _, base = tiny_memory_run(tmp_path, SCENE)
     assert main(base + ["--out-dir", str(tmp_path / "first"), "--set", "lr=0.05"]) == 0  # far from the initial weights
     first, _ = load_memory(tmp_path / "first" / "visual_memory.pt")
     still = ["--set", "lr=1.0e-12", "--iterations", "1"]  # a step that moves nothing: what it started from shows
@@ -454,12 +445,7 @@ def test_start_from_warm_starts_a_fresh_schedule_from_a_weights_file(tmp_path: P
 
 
 def test_a_fine_decoder_trains_on_a_frozen_finished_memory(tmp_path: Path, capsys) -> None:
-    data = scene_davis(tmp_path / "davis", SCENE)
-    torch.manual_seed(0)
-    save_mpnet(tmp_path / "mp.pt", MPNet(MPNetArch()).eval(), {})
-    base = ["train", "visual_memory", "--config", str(CONFIG / "train_visual_memory_tiny.yaml"),
-            "--set", f"data_root={data}", "--set", "held_aside=[b]", "--set", f"cache_dir={tmp_path / 'cache'}",
-            "--set", f"flow_cache={tmp_path / 'flow'}", "--set", f"mpnet={tmp_path / 'mp.pt'}"]
+    _, base = tiny_memory_run(tmp_path, SCENE)
     assert main(base + ["--out-dir", str(tmp_path / "memory"), "--set", "lr=0.05"]) == 0
     memory, _ = load_memory(tmp_path / "memory" / "visual_memory.pt")
     on_top = base + ["--set", "fine=8", "--set", f"start_from={tmp_path / 'memory' / 'visual_memory.pt'}",

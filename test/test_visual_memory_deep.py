@@ -13,12 +13,10 @@ from movseg_ros.frame import Frame
 from movseg_ros.pipeline import Pipeline, PipelineConfig
 from movseg_ros.scene import SceneConfig, make_scene
 from movseg_ros.visual_memory.data import MemoryRuns, RunAugment, SequenceInputs
-from movseg_ros.visual_memory.mpnet import MPNet, MPNetArch, save_mpnet
 from movseg_ros.visual_memory.network import MemoryArch, VisualMemoryNet, load_memory, save_memory
-from scene_davis import scene_davis
+from memory_runs import tiny_memory_run
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-CONFIG = Path(__file__).resolve().parent.parent / "config"
 DEEP = MemoryArch(appearance=8, state=8, deep=True)
 
 
@@ -75,13 +73,8 @@ def test_deep_crops_start_on_stride_32_cells_and_carry_the_cells_that_cover_them
 
 def test_a_deep_memory_trains_on_its_own_cache_and_runs_in_the_pipeline(tmp_path: Path) -> None:
     scene = SceneConfig(width=160, height=120, frames=12)
-    data = scene_davis(tmp_path / "davis", scene)
-    torch.manual_seed(0)
-    save_mpnet(tmp_path / "mp.pt", MPNet(MPNetArch()).eval(), {})
+    _, base = tiny_memory_run(tmp_path, scene)
     cache = tmp_path / "cache"
-    base = ["train", "visual_memory", "--config", str(CONFIG / "train_visual_memory_tiny.yaml"),
-            "--set", f"data_root={data}", "--set", "held_aside=[b]", "--set", f"cache_dir={cache}",
-            "--set", f"flow_cache={tmp_path / 'flow'}", "--set", f"mpnet={tmp_path / 'mp.pt'}"]
     assert main(base + ["--out-dir", str(tmp_path / "plain")]) == 0
     assert main(base + ["--out-dir", str(tmp_path / "deep"), "--set", "deep=true"]) == 0
     appearance = sorted(p.parent.name for p in (cache / "appearance").glob("*/a.npz"))

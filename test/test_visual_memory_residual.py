@@ -15,10 +15,9 @@ from movseg_ros.frame import Frame
 from movseg_ros.pipeline import Pipeline, PipelineConfig
 from movseg_ros.scene import SceneConfig, make_scene
 from movseg_ros.visual_memory.data import load_inputs, save_arrays
-from movseg_ros.visual_memory.mpnet import MPNet, MPNetArch, save_mpnet
 from movseg_ros.visual_memory.network import MemoryArch, VisualMemoryNet, load_memory, save_memory
 from movseg_ros.visual_memory.residual import residual_map, stride4
-from scene_davis import scene_davis
+from memory_runs import tiny_memory_run
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 CONFIG = Path(__file__).resolve().parent.parent / "config"
@@ -82,14 +81,9 @@ def test_a_memory_reads_the_motion_maps_its_arch_names() -> None:
 @pytest.mark.timeout(240)
 def test_training_with_the_residual_records_it_and_the_segmenter_feeds_it(tmp_path: Path) -> None:
     scene = SceneConfig(width=160, height=120, frames=12)
-    data = scene_davis(tmp_path / "davis", scene)
-    torch.manual_seed(0)
-    save_mpnet(tmp_path / "mp.pt", MPNet(MPNetArch()).eval(), {})
+    data, base = tiny_memory_run(tmp_path, scene)
+    base += ["--set", "residual=true", "--set", "dropout=0.5"]
     cache = tmp_path / "cache"
-    base = ["train", "visual_memory", "--config", str(CONFIG / "train_visual_memory_tiny.yaml"),
-            "--set", f"data_root={data}", "--set", "held_aside=[b]", "--set", f"cache_dir={cache}",
-            "--set", f"flow_cache={tmp_path / 'flow'}", "--set", f"mpnet={tmp_path / 'mp.pt'}",
-            "--set", "residual=true", "--set", "dropout=0.5"]
     assert main(base + ["--out-dir", str(tmp_path / "run")]) == 0
     assert main(base + ["--out-dir", str(tmp_path / "resumed"), "--set", "stop_after=2"]) == 0
     assert main(base + ["--out-dir", str(tmp_path / "resumed"), "--resume"]) == 0
