@@ -64,6 +64,9 @@ def test_the_memory_map_of_each_frame_is_averaged_into_it(tmp_path: Path) -> Non
     # (p + 1) / 2 > 0.5 wherever the pipeline has any evidence: more than alone; (p + 0) / 2: only the near-sure
     assert all(e >= p for e, p in zip(everywhere, plain)) and sum(everywhere) > 1.5 * sum(plain)
     assert all(n <= p for n, p in zip(nowhere, plain)) and sum(nowhere) < sum(plain)
+    kept = _moving_area(GeometricSegmenter(GeometricConfig(memory_net="visual_memory", memory_keep=0.0,
+                                                           **_files(tmp_path, -8.0), **base)), frames)
+    assert kept == plain  # memory_keep 0: every pixel keeps this pipeline's probability
     assert sure.memory_map.memory.state is not None  # the memory stepped on the stream
     sure.reset()
     assert sure.memory_map.memory.state is None
@@ -134,6 +137,8 @@ def test_the_saliency_map_comes_from_the_memorys_appearance_pass_when_they_share
 def test_bad_memory_settings_and_files_are_named(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="geometric.memory_net 'lstm'"):
         GeometricConfig(memory_net="lstm")
+    with pytest.raises(ValueError, match="geometric.memory_keep must be in"):
+        GeometricConfig(memory_keep=-0.1)
     with pytest.raises(ValueError, match="needs motion_net: mpnet"):
         GeometricConfig(memory_net="visual_memory", motion_net="none")
     files = _files(tmp_path, 0.0)

@@ -74,6 +74,7 @@ class GeometricConfig:
     refine_weights: str = ""  # refinement network file; "" = the shipped models/refine_geometric.pt
     memory_net: str = "none"  # none | visual_memory: the visual memory's map of the frame (its ConvGRU over ImageNet appearance and this pipeline's MP-Net map and residual, in a worker thread beside it) averaged into the final map; needs motion_net: mpnet
     memory_weights: str = ""  # the memory's file for memory_net; "" = the shipped models/visual_memory.pt
+    memory_keep: float = 0.9  # with memory_net: pixels this pipeline is at least this sure of keep its probability, the rest take the mean with the memory's (> 1: the mean everywhere); chosen on DAVIS-2016 train
 
     def __post_init__(self) -> None:
         if not 64 <= self.work_width <= 1920:
@@ -102,6 +103,8 @@ class GeometricConfig:
             raise ValueError(f"geometric.refine '{self.refine}' is not one of {', '.join(REFINES)}")
         if self.memory_net not in MEMORY_NETS:
             raise ValueError(f"geometric.memory_net '{self.memory_net}' is not one of {', '.join(MEMORY_NETS)}")
+        if not 0.0 <= self.memory_keep <= 2.0:
+            raise ValueError(f"geometric.memory_keep must be in [0, 2], got {self.memory_keep}")
         if self.memory_net != "none" and self.motion_net != "mpnet":
             raise ValueError(f"geometric.memory_net '{self.memory_net}' reads MP-Net's map: it needs motion_net: mpnet")
         if self.motion_net not in MOTION_NETS:
@@ -260,7 +263,10 @@ class GeometricSegmenter:
             prob = guided_filter(guide, prob, self.config.refine_radius, self.config.refine_eps, subsample)
         if self.memory_map is not None:
             with timed(self.clock, "memory_net"):  # the wait for the worker: what it adds to the frame
-                prob = (prob + self.memory_map.result((h, w))) / 2
+                remembered = self.memory_map.result((h, w))
+            # the mean of the two maps, but what this pipeline is sure of stays: a mover the memory does not know
+            # (it learned DAVIS's one salient subject) is not halved away
+            prob = np.where(prob >= self.config.memory_keep, prob, (prob + remembered) / 2)
         dets = _instances(prob, residual, (h0, w0), self.config) + static
         to_current = rescale_homography(np.linalg.inv(ego.homography), (h, w), (h0, w0))
         return [SegmenterResult(frame, dets, MotionContext(buffer[-2].image, frame.image, to_current))]
