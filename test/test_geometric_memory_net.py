@@ -134,6 +134,15 @@ def test_the_saliency_map_comes_from_the_memorys_appearance_pass_when_they_share
     shared.memory_map.reset()
 
 
+def test_frames_too_small_for_mpnet_still_step_the_memory(tmp_path: Path) -> None:
+    seg = GeometricSegmenter(GeometricConfig(memory_net="visual_memory", appearance="none", **_files(tmp_path, 8.0)))
+    for w, h in ((32, 32), (120, 24)):  # under MP-Net's smallest side: its map is zeros, the memory still steps
+        frames = [cv2.resize(img, (w, h)) for img in make_scene(SCENE).frames[:3]]
+        assert len(_moving_area(seg, frames)) == 3
+        assert seg.memory_map.memory.state is not None
+        seg.reset()
+
+
 def test_bad_memory_settings_and_files_are_named(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="geometric.memory_net 'lstm'"):
         GeometricConfig(memory_net="lstm")
