@@ -159,3 +159,18 @@ def test_stream_scores_find_the_scene_mover_with_the_geometric_pipeline() -> Non
     assert score.binary_j == pytest.approx(expected)  # the same frames, scored by the library code
     assert score.binary_j > 0.2 and score.instance_jf > 0.5  # the mover is found (the stopper also moves)
     assert score.clips[0]["objects"] == 1 and score.id_switches is not None and score.frames == 8
+
+
+def test_the_geometric_column_runs_the_given_config(tiny_stemseg, tmp_path) -> None:
+    from pathlib import Path
+
+    from movseg_ros.reports.common import ReportError
+    from movseg_ros.reports.stemseg import StemSegReportSettings, report_configs
+
+    config = Path(__file__).resolve().parent.parent / "config"
+    shipped = report_configs(StemSegReportSettings(weights=tiny_stemseg))["geometric"]
+    given = report_configs(StemSegReportSettings(weights=tiny_stemseg,
+                                                 geometric_config=config / "geometric_memory.yaml"))["geometric"]
+    assert shipped.geometric.memory_net == "none" and given.geometric.memory_net == "visual_memory"
+    with pytest.raises(ReportError, match="not geometric"):
+        report_configs(StemSegReportSettings(weights=tiny_stemseg, geometric_config=config / "visual_memory.yaml"))

@@ -94,6 +94,9 @@ def _add_stemseg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", type=Path,
                    help="YAML whose stem_seg settings (seed_threshold, ...) the stem_seg column runs with; "
                         "--weights, eager and --device still hold (e.g. config/stem_seg_several_movers.yaml)")
+    p.add_argument("--geometric-config", type=Path,
+                   help="pipeline YAML the geometric column runs with (default: the shipped defaults; e.g. "
+                        "config/geometric_memory.yaml)")
     _add_davis(p)
     p.add_argument("--width", type=int, default=640, help="speed part: frame width (default 640)")
     p.add_argument("--height", type=int, default=480, help="speed part: frame height (default 480)")
@@ -114,9 +117,10 @@ def _run_stemseg(args: argparse.Namespace) -> int:
             heldout_seeds=parse_seed_range(args.heldout_seeds) if args.heldout_seeds else None,
             davis=None if args.no_davis else (args.davis or default_root()), sequences=tuple(args.sequences or ()),
             max_frames=args.max_frames, width=args.width, height=args.height, speed_frames=args.speed_frames,
-            rate_hz=args.rate, device=args.device, stem_seg_config=args.config, command=_command_line(
+            rate_hz=args.rate, device=args.device, stem_seg_config=args.config,
+            geometric_config=args.geometric_config, command=_command_line(
                 args, ["stemseg", "--weights", str(args.weights)],
-                ("joint", "clips", "frames", "heldout_seeds", "config", "davis", "max_frames", "width", "height",
+                ("joint", "clips", "frames", "heldout_seeds", "config", "geometric_config", "davis", "max_frames", "width", "height",
                  "speed_frames", "rate", "device", "json", "plot")))
         report = stemseg_report(settings)
     except (ValueError, FileNotFoundError) as e:  # ModelFileError, ReportError, DatasetError, ... are ValueErrors

@@ -137,6 +137,7 @@ class StemSegReportSettings:
     rate_hz: float = 30.0  # stream rate of the speed part (the frame delay's unit)
     device: str = "cpu"
     stem_seg_config: Path | None = None  # YAML whose stem_seg settings the stem_seg column runs with
+    geometric_config: Path | None = None  # YAML the geometric column runs with (None: the shipped defaults)
     command: str = ""
 
     def check(self) -> None:
@@ -190,6 +191,14 @@ def report_configs(settings: StemSegReportSettings) -> dict[str, PipelineConfig]
     if settings.joint is not None:
         configs["two_stream"] = pipeline_config("two_stream", settings.joint, settings.device)
     configs["geometric"] = pipeline_config("geometric")
+    if settings.geometric_config is not None:
+        from movseg_ros.config_io import load_pipeline_config
+
+        geometric = load_pipeline_config(settings.geometric_config)
+        if geometric.pipeline != "geometric":
+            raise ReportError(f"--geometric-config {settings.geometric_config}: pipeline is '{geometric.pipeline}', "
+                              "not geometric")
+        configs["geometric"] = geometric
     return configs
 
 

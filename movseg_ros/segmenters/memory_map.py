@@ -17,8 +17,8 @@ import cv2
 import numpy as np
 
 from movseg_ros.accel.threads import torch_threads
-from movseg_ros.guided_filter import guided_filter
 from movseg_ros.segmenters.base import resize_to_width
+from movseg_ros.segmenters.visual_memory import snap_to_edges
 from movseg_ros.visual_memory.residual import residual_map
 
 
@@ -30,8 +30,9 @@ class ConcurrentMemoryMap:
     probability map of the frame at `size`. `reset()` starts a new stream."""
 
     def __init__(self, memory, work_width: int = 256, refine_radius: int = 4, refine_eps: float = 0.002,
-                 saliency=None) -> None:
+                 saliency=None, meta: dict | None = None) -> None:
         self.memory = memory  # an OnlineMemory
+        self.meta = meta or {}  # the memory file's record (what it learned from)
         self.saliency = saliency  # a SaliencyNet sharing the memory's encoder, or None
         self.work_width, self.refine_radius, self.refine_eps = work_width, refine_radius, refine_eps
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="movseg-memory")
@@ -85,10 +86,8 @@ class ConcurrentMemoryMap:
             logits = self.memory.step(self.memory.input_from(taps, motion))
         h, w = small.shape[:2]
         prob = 1.0 / (1.0 + np.exp(-cv2.resize(logits.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)))
-        if self.refine_radius > 0:
-            grey = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
-            prob = guided_filter(grey, prob.astype(np.float32), self.refine_radius, self.refine_eps)
-        return prob.astype(np.float32)
+        grey = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
+        return snap_to_edges(prob, grey, self.refine_radius, self.refine_eps).astype(np.float32)
 
     def result(self, size: tuple[int, int]) -> np.ndarray:
         """The map of the frame last fed, (h, w) = `size` (waits for it); a RuntimeError when none was."""
@@ -127,10 +126,8 @@ def make_memory_map(weights: str, frozen: bool = True, saliency=None) -> Concurr
                                                     "geometric pipeline")
     if saliency is not None and not same_weights(saliency.encoder, net.encoder.blocks):
         saliency = None
-    maps = ConcurrentMemoryMap(OnlineMemory(net, frozen=frozen), config.work_width, config.refine_radius,
-                               config.refine_eps, None if saliency is None else saliency.eval())
-    maps.meta = meta
-    return maps
+    return ConcurrentMemoryMap(OnlineMemory(net, frozen=frozen), config.work_width, config.refine_radius,
+                               config.refine_eps, None if saliency is None else saliency.eval(), meta)
 
 
 def same_weights(a, b) -> bool:

@@ -99,6 +99,13 @@ class _FrameMaps:
     memory_motion: np.ndarray  # what the memory reads: MP-Net's map, with the residual's when the memory has it
 
 
+def snap_to_edges(prob: np.ndarray, grey: np.ndarray, radius: int, eps: float) -> np.ndarray:
+    """A map at the grey image's size snapped to its edges by the guided filter (radius 0: as it is)."""
+    if radius <= 0:
+        return prob
+    return guided_filter(grey.astype(np.float32) / 255.0, prob.astype(np.float32), radius, eps)
+
+
 class VisualMemorySegmenter:
     """Online: one flow field, one MP-Net pass, one appearance pass and one memory step a frame."""
 
@@ -201,15 +208,6 @@ class VisualMemorySegmenter:
             logits = self.memory.step(x)
         return [SegmenterResult(frame, self._detections(frame, maps, logits))]
 
-    def online_map(self, image: np.ndarray) -> np.ndarray:
-        """The memory's probability map (work size, edge-snapped) of the next frame of a stream: one online step,
-        for a pipeline that fuses it (geometric.memory_net); `reset` starts a new stream."""
-        if self.memory is None:
-            raise ValueError("visual_memory.memory is false: there is no memory map")
-        maps = self._maps(image, self._prev_grey is None)
-        logits = self.memory.step(self.memory.input(maps.small, maps.memory_motion))
-        return self.probability(maps, logits)
-
     def segment_offline(self, frames: list[Frame]) -> list[SegmenterResult]:
         """A whole sequence, the memory run both ways in time (bidirectional, shared weights)."""
         self.reset()
@@ -228,10 +226,7 @@ class VisualMemorySegmenter:
             prob = cv2.resize(maps.motion.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
         else:
             prob = 1.0 / (1.0 + np.exp(-cv2.resize(logits.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)))
-        if self.config.refine_radius > 0:
-            prob = guided_filter(maps.grey.astype(np.float32) / 255.0, prob.astype(np.float32),
-                                 self.config.refine_radius, self.config.refine_eps)
-        return prob
+        return snap_to_edges(prob, maps.grey, self.config.refine_radius, self.config.refine_eps)
 
     def _detections(self, frame: Frame, maps: _FrameMaps, logits: np.ndarray | None) -> list[Detection]:
         """Regions of the map over `threshold`, split by their flow; moving where MP-Net sees motion."""
