@@ -165,5 +165,21 @@ def test_the_node_refuses_a_corrupt_memory_file_with_one_line(node_env, tmp_path
     pytest.importorskip("rclpy")
     from ros_helpers import assert_refuses_corrupt_shipped
 
-    assert_refuses_corrupt_shipped(node_env, tmp_path, "visual_memory.pt", "geometric.memory_weights", "/gm_test/image",
+    assert_refuses_corrupt_shipped(node_env, tmp_path, "visual_memory_movers.pt", "geometric.memory_weights", "/gm_test/image",
                                    ("geometric.memory_net:=visual_memory",))
+
+
+def test_the_shipped_movers_memory_records_the_recipe_of_its_config() -> None:
+    from movseg_ros.training.common import load_train_config
+    from movseg_ros.training.visual_memory import MemoryTrainConfig
+    from movseg_ros.visual_memory.network import load_memory
+
+    root = Path(__file__).resolve().parent.parent
+    config = load_train_config(MemoryTrainConfig, root / "config" / "train_visual_memory_movers.yaml")
+    _, meta = load_memory(root / "models" / "visual_memory_movers.pt")
+    assert meta["command"].endswith("--config config/train_visual_memory_movers.yaml")
+    assert meta["iterations"] == config.iterations and meta["data"]["work_width"] == config.work_width
+    assert meta["data"]["extra"] == {root_: {"sequences": 160, "frames": 160 * 24} for root_ in config.extra_roots}
+    assert sorted(meta["data"]["held_aside"]) == sorted(config.held_aside)
+    assert not set(meta["data"]["sequences"]) & set(config.held_aside)  # the held-aside six were never trained on
+    assert "CC BY-NC 4.0" in meta["licence"]

@@ -110,3 +110,24 @@ def test_davis_layout_jpeg_frames_and_bad_format(tmp_path: Path) -> None:
     assert np.abs(image.astype(float) - clip.images[0]).mean() < 4.0
     with pytest.raises(ValueError, match="gif"):
         write_davis_layout(clip, tmp_path, "clip-c", image_format="gif")
+
+
+def test_moved_annotations_keep_an_object_after_it_stops_and_leave_static_ones_out(tmp_path: Path) -> None:
+    clip = next(c for c in (generate_clip(preset("stemseg").replace(width=192, height=144, frames=12), s)
+                            for s in range(40))
+                if any(e == "stop" and f is not None and 0 < f < 10 for e, f in
+                       zip(c.events.values(), c.event_frames.values())) and c.static_ids)
+    seq = write_davis_layout(clip, tmp_path, "clip-moved", image_format="png", annotations="moved")
+    stopper = next(i for i, e in clip.events.items() if e == "stop")
+    last = clip.images.shape[0] - 1
+    assert not clip.moving[last, stopper]  # it has stopped by the last frame ...
+    masks = [cv2.imread(str(seq / "Annotations" / f"{t:05d}.png"), cv2.IMREAD_UNCHANGED) for t in range(last + 1)]
+    assert all(set(np.unique(m)) <= {0, 255} for m in masks)
+    assert (masks[last][clip.instances[last] == stopper] == 255).all()  # ... and is still in the truth
+    for i in clip.static_ids:
+        assert all((m[clip.instances[t] == i] == 0).all() for t, m in enumerate(masks))
+    for t, m in enumerate(masks):
+        moved = [i for i in clip.ids if clip.moving[:t + 1, i].any()]
+        assert np.array_equal(m > 0, np.isin(clip.instances[t], moved))
+    with pytest.raises(ValueError, match="annotations 'ids'"):
+        write_davis_layout(clip, tmp_path, "clip-bad", annotations="ids")

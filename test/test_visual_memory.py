@@ -520,3 +520,45 @@ def test_iou_weight_adds_a_jaccard_term_to_each_head_and_refuses_a_negative_weig
     assert torch.allclose(both["online_bce"], plain["online_bce"]) and float(both["online_iou"]) > 0
     with pytest.raises(ValueError, match="iou_weight"):
         MemoryTrainConfig(iou_weight=-1.0)
+
+
+def test_extra_roots_add_synthetic_streams_to_the_training_and_clashing_names_are_refused(tmp_path: Path,
+                                                                                          capsys) -> None:
+    from movseg_ros.synth import generate_clip, preset
+    from movseg_ros.synth.writers import write_davis_layout
+
+    _, base = tiny_memory_run(tmp_path, SCENE)
+    synth = tmp_path / "synth"
+    clip = generate_clip(preset("stemseg").replace(width=160, height=120, frames=6), 3)
+    write_davis_layout(clip, synth, "s3", annotations="moved")
+    assert main(base + ["--out-dir", str(tmp_path / "with"), "--set", f"extra_roots=[{synth}]"]) == 0
+    _, meta = load_memory(tmp_path / "with" / "visual_memory.pt")
+    assert meta["data"]["sequences"] == ["a"]  # DAVIS sequences apart from the extra ones
+    assert meta["data"]["extra"] == {str(synth): {"sequences": 1, "frames": 6}}
+    assert {p.name for p in (tmp_path / "cache").glob("*/*/*.npz")} == {"a.npz", "b.npz", "s3.npz"}
+    write_davis_layout(clip, synth, "b", annotations="moved")  # b is the held-aside DAVIS sequence's name
+    assert main(base + ["--out-dir", str(tmp_path / "clash"), "--set", f"extra_roots=[{synth}]"]) == 2
+    err = capsys.readouterr().err
+    assert "extra_roots" in err and str(synth) in err and "'b'" in err
+
+
+@pytest.mark.parametrize("fine", [0, 4])
+def test_a_step_prepared_before_its_motion_is_the_whole_step(fine: int) -> None:
+    from movseg_ros.visual_memory.predictor import OnlineMemory
+
+    torch.manual_seed(0)
+    arch = MemoryArch(appearance=8, state=8, residual=True, fine=fine)
+    whole, ahead = (OnlineMemory(VisualMemoryNet(arch).eval()) for _ in range(2))
+    ahead.net.load_state_dict(whole.net.state_dict())
+    rng = np.random.default_rng(0)
+    for t in range(4):  # from a zero state on, the state carried
+        rgb = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+        motion = rng.random((2, 12, 16)).astype(np.float32)
+        expected = whole.step(whole.input(rgb, motion))
+        got = ahead.step_prepared(ahead.prepare(ahead.features.tensors(rgb)), motion)
+        assert got.shape == expected.shape and np.allclose(got, expected, atol=1e-5), t
+    assert np.abs(expected).max() > 1e-3  # not all zeros: the comparison means something
+    stale = ahead.prepare(ahead.features.tensors(rgb))
+    ahead.step_prepared(ahead.prepare(ahead.features.tensors(rgb)), motion)
+    with pytest.raises(RuntimeError, match="stepped between"):  # prepared on a state the memory has left
+        ahead.step_prepared(stale, motion)

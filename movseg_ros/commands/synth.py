@@ -48,6 +48,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-pixels", type=int, default=16,
                    help="coco: leave out instances with fewer visible pixels (default 16)")
     p.add_argument("--format", choices=("jpg", "png"), default="jpg", help="write: frame format (default jpg)")
+    p.add_argument("--annotations", choices=("instances", "moved"), default="instances",
+                   help="write: what Annotations/ holds: palette instance ids (default), or 0/255 masks of the objects "
+                        "that have moved by each frame (a binary set, e.g. for movseg train visual_memory)")
     p.add_argument("--bag", action="store_true",
                    help="write: also write each clip as a rosbag2 bag OUT/bags/<clip> (images + truth of the "
                         "objects that move at some point, as mono16, same stamps)")
@@ -186,7 +189,7 @@ def _write(args: argparse.Namespace, config: SynthConfig) -> dict[str, Any]:
         seed = args.seed + i
         clip = generate_clip(config, seed)
         name = f"{args.preset}-{seed:05d}"
-        write_davis_layout(clip, out, name, args.format)
+        write_davis_layout(clip, out, name, args.format, args.annotations)
         if args.bag:
             _write_bag(clip, out / "bags" / name, args.rate)
         written.append({"name": name, "seed": seed, "instances": clip.n_instances,

@@ -28,6 +28,7 @@ APPEARANCES = ("none", "saliency")
 MOTION_NETS = ("none", "mpnet")
 REFINES = ("none", "learned")
 MEMORY_NETS = ("none", "visual_memory")
+MEMORY_SHIPPED = "visual_memory_movers.pt"  # memory_net's file under models/ when memory_weights is empty
 LOGIT_EPS = 1e-3  # keeps the colour model's log-odds finite at probabilities 0 and 1
 MPNET_MIN_SIDE = 32  # MP-Net's smallest input side (visual_memory.mpnet.MIN_SIDE)
 
@@ -73,7 +74,8 @@ class GeometricConfig:
     refine: str = "none"  # none | learned (a small network trained on DAVIS-2016 train corrects the fused map)
     refine_weights: str = ""  # refinement network file; "" = the shipped models/refine_geometric.pt
     memory_net: str = "none"  # none | visual_memory: the visual memory's map of the frame (its ConvGRU over ImageNet appearance and this pipeline's MP-Net map and residual, in a worker thread beside it) averaged into the final map; needs motion_net: mpnet
-    memory_weights: str = ""  # the memory's file for memory_net; "" = the shipped models/visual_memory.pt
+    memory_weights: str = ""  # the memory's file for memory_net; "" = the shipped models/visual_memory_movers.pt (trained
+    #   on DAVIS-2016 train and synthetic streams of several movers: the visual_memory pipeline's own file knows one)
     memory_keep: float = 0.9  # with memory_net: pixels this pipeline is at least this sure of keep its probability, the rest take the mean with the memory's (> 1: the mean everywhere); chosen on DAVIS-2016 train
 
     def __post_init__(self) -> None:
@@ -453,12 +455,13 @@ def make_memory_map(config: GeometricConfig):
         from movseg_ros.model_files import file_sha256
         from movseg_ros.segmenters.memory_map import make_memory_map as make
 
-        maps = make(config.memory_weights, saliency=saliency)
+        weights = weights_file(config.memory_weights, MEMORY_SHIPPED)
+        maps = make(str(weights), saliency=saliency)
         mpnet = weights_file(config.mpnet_weights, "mpnet.pt")
         learned_from = maps.meta.get("mpnet_sha256")
         if learned_from and learned_from != file_sha256(mpnet):
             log.warning("geometric: the memory %s learned from another MP-Net (sha256 %s) than %s",
-                        weights_file(config.memory_weights, "visual_memory.pt"), learned_from[:12], mpnet)
+                        weights, learned_from[:12], mpnet)
         return maps
 
     return _network("memory_net=visual_memory", "memory_weights", load)

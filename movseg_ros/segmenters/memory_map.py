@@ -2,9 +2,10 @@
 
 The memory (seed 003's ConvGRU over ImageNet appearance and MP-Net's motion) reads the geometric pipeline's
 own MP-Net map and camera-compensated residual, so it adds no flow and no MP-Net pass of its own. Its
-appearance pass starts in a worker thread when a frame arrives, overlapping the pipeline's flow; the GRU
-step follows there once the pipeline has the frame's MP-Net map, and its map of that same frame is
-collected where the pipeline fuses it. The output stays a function of the input. With a saliency network
+appearance pass, and the part of the GRU step that needs no motion, start in a worker thread when a frame
+arrives, overlapping the pipeline's flow; the rest of the step follows there once the pipeline has the frame's
+MP-Net map, and its map of that same frame is collected where the pipeline fuses it. The output stays a
+function of the input. With a saliency network
 whose encoder is the memory's (both ImageNet MobileNetV2, frozen), its decoder reads the same appearance pass,
 so the pipeline gets the frame's own saliency map for one decoder's cost.
 """
@@ -55,7 +56,9 @@ class ConcurrentMemoryMap:
                 logits = self.saliency.decode(taps[:3])[0, 0].cpu().numpy()
             salient = cv2.resize((1.0 / (1.0 + np.exp(-logits))).astype(np.float32), (small.shape[1], small.shape[0]),
                                  interpolation=cv2.INTER_LINEAR)
-        return small, taps, salient
+        with torch_threads(THREADS):  # the step's work that needs no motion: the pipeline waits for the rest only
+            prepared = self.memory.prepare(taps)
+        return small, prepared, salient
 
     def salient(self, size: tuple[int, int]) -> np.ndarray:
         """The saliency map of the frame last started, (h, w) = `size` (waits for its appearance pass)."""
@@ -72,7 +75,7 @@ class ConcurrentMemoryMap:
         self._step = self._pool.submit(self._advance, self._features, mpnet, residual)
 
     def _advance(self, features: Future, mpnet: np.ndarray, residual: np.ndarray | None) -> np.ndarray:
-        small, taps, _ = features.result()
+        small, prepared, _ = features.result()
         motion = mpnet
         if self.memory.net.arch.residual:
             if residual is None:
@@ -83,7 +86,7 @@ class ConcurrentMemoryMap:
                                    interpolation=cv2.INTER_AREA)
             motion = np.stack([mpnet, extra])
         with torch_threads(THREADS):
-            logits = self.memory.step(self.memory.input_from(taps, motion))
+            logits = self.memory.step_prepared(prepared, motion)
         h, w = small.shape[:2]
         prob = 1.0 / (1.0 + np.exp(-cv2.resize(logits.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)))
         grey = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)

@@ -15,7 +15,16 @@ from movseg_ros.synth.flo import write_flo
 from movseg_ros.datasets.label_files import write_palette_png
 
 IMAGE_FORMATS = ("jpg", "png")
+ANNOTATIONS = ("instances", "moved")  # what Annotations/ holds: palette instance ids, or 0/255 masks of the moved
 JPEG_QUALITY = 95
+
+
+def moved_masks(clip: Clip) -> np.ndarray:
+    """(T, H, W) bool: the pixels of the objects that have moved at frame t or before (the online truth of a
+    binary segmenter that keeps an object after it stops, and reports none before it first moves)."""
+    moved = np.logical_or.accumulate(clip.moving, axis=0)  # (T, N+1)
+    return np.take_along_axis(moved, clip.instances.reshape(len(moved), -1).astype(np.int64), axis=1).reshape(
+        clip.instances.shape)
 
 
 def clip_meta(clip: Clip, name: str) -> dict[str, Any]:
@@ -48,14 +57,18 @@ def clip_meta(clip: Clip, name: str) -> dict[str, Any]:
     }
 
 
-def write_davis_layout(clip: Clip, folder: str | Path, name: str, image_format: str = "jpg") -> Path:
+def write_davis_layout(clip: Clip, folder: str | Path, name: str, image_format: str = "jpg",
+                       annotations: str = "instances") -> Path:
     """Write <folder>/<name>/{JPEGImages, Annotations, AnnotationsMoving, Flow}/ and meta.json; the sequence folder.
 
-    Annotations are 8-bit palette PNGs of instance ids (DAVIS 2017 style); AnnotationsMoving are 0/255
-    masks of the objects moving at that frame (DAVIS 2016 style).
+    Annotations are 8-bit palette PNGs of instance ids (DAVIS 2017 style), or with annotations="moved" 0/255
+    masks of the objects that have moved by that frame (a binary DAVIS-2016-style set: `moved_masks`);
+    AnnotationsMoving are 0/255 masks of the objects moving at that frame (DAVIS 2016 style).
     """
     if image_format not in IMAGE_FORMATS:
         raise ValueError(f"image format '{image_format}' is not one of {', '.join(IMAGE_FORMATS)}")
+    if annotations not in ANNOTATIONS:
+        raise ValueError(f"annotations '{annotations}' is not one of {', '.join(ANNOTATIONS)}")
     if clip.n_instances > 255:
         raise ValueError(f"{name}: {clip.n_instances} instances do not fit 8-bit annotations")
     root = Path(folder) / name
@@ -63,12 +76,16 @@ def write_davis_layout(clip: Clip, folder: str | Path, name: str, image_format: 
     for d in dirs.values():
         d.mkdir(parents=True, exist_ok=True)
     params = [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY] if image_format == "jpg" else []
+    moved = moved_masks(clip) if annotations == "moved" else None
     for t in range(clip.images.shape[0]):
         stem = f"{t:05d}"
         path = dirs["JPEGImages"] / f"{stem}.{image_format}"
         if not cv2.imwrite(str(path), cv2.cvtColor(clip.images[t], cv2.COLOR_RGB2BGR), params):
             raise OSError(f"could not write {path}")
-        write_palette_png(dirs["Annotations"] / f"{stem}.png", clip.instances[t].astype(np.uint8))
+        if moved is None:
+            write_palette_png(dirs["Annotations"] / f"{stem}.png", clip.instances[t].astype(np.uint8))
+        elif not cv2.imwrite(str(dirs["Annotations"] / f"{stem}.png"), moved[t].astype(np.uint8) * 255):
+            raise OSError(f"could not write {dirs['Annotations'] / f'{stem}.png'}")
         moving = np.isin(clip.instances[t], clip.moving_ids(t)).astype(np.uint8) * 255
         path = dirs["AnnotationsMoving"] / f"{stem}.png"
         if not cv2.imwrite(str(path), moving):

@@ -31,6 +31,8 @@ class MemoryTrainConfig(LoopConfig):
     """The loop's settings plus data, inputs, sizes and the stop-and-go augmentation."""
 
     data_root: str = "../shared/data/davis2016-train"
+    extra_roots: tuple[str, ...] = ()  # further DAVIS-layout sets trained on whole, e.g. synthetic streams with several
+    #   movers (movseg synth write --annotations moved); sequence names must differ from data_root's
     held_aside: tuple[str, ...] = HELD_ASIDE  # sequences never trained on: the held-out score
     mpnet: str = "models/mpnet.pt"  # the fixed motion stream whose maps the memory reads
     flow_cache: str = "out/cache/davis_flow"  # DIS flow of the frames (shared with the two-stream stages)
@@ -179,9 +181,11 @@ def held_out_j(model: nn.Module, items: list[dict[str, Any]], device: torch.devi
     return {k: float(np.mean(v)) if v else None for k, v in scores.items()}
 
 
-def recorded_sequences(config: MemoryTrainConfig, names: list[str], encoder: nn.Module, progress: bool = True):
+def recorded_sequences(config: MemoryTrainConfig, names: list[str], encoder: nn.Module, progress: bool = True,
+                       root: Path | None = None):
     """Each sequence's cached inputs, recorded first (through the frozen `encoder` and MP-Net) where the caches
-    lack them. Appearance and motion are cached apart: a new MP-Net re-records only the motion maps."""
+    lack them. Appearance and motion are cached apart: a new MP-Net re-records only the motion maps. The
+    sequences are under `root` (default data_root)."""
     from movseg_ros.two_stream.davis_data import DavisDetectionData
     from movseg_ros.visual_memory.data import (appearance_fingerprint, load_inputs, motion_fingerprint,
                                                record_appearance, record_motion, record_residual,
@@ -189,7 +193,7 @@ def recorded_sequences(config: MemoryTrainConfig, names: list[str], encoder: nn.
     from movseg_ros.visual_memory.mpnet import MotionPredictor
     from movseg_ros.visual_memory.predictor import AppearanceFeatures
 
-    root, cache = Path(config.data_root), Path(config.cache_dir)
+    root, cache = Path(root or config.data_root), Path(config.cache_dir)
     app_dir = cache / "appearance" / appearance_fingerprint(config.work_width, config.deep)
     motion_dir = cache / "motion" / motion_fingerprint(Path(config.mpnet), config.work_width, config.dis_preset)
     todo = [n for n in names if not (app_dir / f"{n}.npz").is_file()]
@@ -244,6 +248,23 @@ def saliency_caches(config: MemoryTrainConfig, names: list[str], app_dir: Path, 
     return paths
 
 
+def _extra_sequences(config: MemoryTrainConfig, taken: set[str]) -> dict[Path, list[str]]:
+    """Each extra root's sequences; a name that data_root or another root also has is refused (the caches are
+    per name)."""
+    from movseg_ros.saliency.data import davis_frames
+    from movseg_ros.training.common import TrainConfigError
+
+    out = {}
+    for root in map(Path, config.extra_roots):
+        names = sorted({i.sequence for i in davis_frames(root)})
+        clash = sorted(taken.intersection(names))
+        if clash:
+            raise TrainConfigError(f"extra_roots: {root} has sequence(s) {clash[:3]} that another root also has")
+        taken.update(names)
+        out[root] = names
+    return out
+
+
 def plan(config: MemoryTrainConfig) -> StagePlan:
     from movseg_ros.pretrained import IMAGENET_MOBILENET_V2 as src
     from movseg_ros.saliency.data import davis_frames
@@ -256,6 +277,9 @@ def plan(config: MemoryTrainConfig) -> StagePlan:
     model = build_memory(config.arch(), init="imagenet")
     sequences = recorded_sequences(config, names + held, model.encoder)  # after the model: the same initial weights
     train_seqs, val_seqs = sequences[:len(names)], sequences[len(names):]
+    extra = _extra_sequences(config, set(names + held))
+    for extra_root, extra_names in extra.items():
+        train_seqs += recorded_sequences(config, extra_names, model.encoder, root=extra_root)
     for width in config.scale_widths:
         train_seqs += recorded_sequences(replace(config, work_width=width, scale_widths=()), names, model.encoder)
     runs = MemoryRuns(train_seqs, config.run_length, config.iterations * config.batch_size, seed=config.seed,
@@ -266,7 +290,10 @@ def plan(config: MemoryTrainConfig) -> StagePlan:
         return save_memory(path, net, meta)
 
     meta = {"data": {"root": str(root), "sequences": names, "frames": sum(len(s) for s in sequences[:len(names)]),
-                     "held_aside": held, "work_width": config.work_width, "scale_widths": list(config.scale_widths),
+                     "held_aside": held,
+                     "extra": {str(r): {"sequences": len(n), "frames": sum(len(s) for s in train_seqs if s.name in set(n))}
+                               for r, n in extra.items()},
+                     "work_width": config.work_width, "scale_widths": list(config.scale_widths),
                      "dis_preset": config.dis_preset},
             "mpnet": str(config.mpnet), "mpnet_sha256": file_sha256(Path(config.mpnet)),
             "residual": config.residual, "fine": config.fine, "saliency": config.saliency, "deep": config.deep,

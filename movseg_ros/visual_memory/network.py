@@ -104,12 +104,22 @@ class ConvGRUCell(nn.Module):
         """The input's contribution to the gates and the candidate (N, 3 * state, h, w)."""
         return torch.cat([self.input_gates(x), self.input_candidate(x)], 1)
 
-    def recur(self, part: torch.Tensor, h: torch.Tensor | None) -> torch.Tensor:
-        """The next state from an input part and the current state (None: zeros)."""
+    def channel_part(self, x: torch.Tensor, start: int, bias: bool) -> torch.Tensor:
+        """`input_part` of input channels start.. start + x.shape[1] alone (with the biases when `bias`): the
+        parts of disjoint channel ranges sum to the whole's, so the inputs known first can be done ahead."""
+        weight = torch.cat([self.input_gates.weight, self.input_candidate.weight], 0)[:, start:start + x.shape[1]]
+        return F.conv2d(x, weight, torch.cat([self.input_gates.bias, self.input_candidate.bias]) if bias else None,
+                        padding=self.input_gates.padding)
+
+    def recur(self, part: torch.Tensor, h: torch.Tensor | None, state_gates: torch.Tensor | None = None
+              ) -> torch.Tensor:
+        """The next state from an input part and the current state (None: zeros); `state_gates` is
+        `self.state_gates(h)` when computed ahead."""
         s = self.state
         if h is None:
             h = part.new_zeros(part.shape[0], s, *part.shape[-2:])
-        z, r = torch.sigmoid(part[:, :2 * s] + self.state_gates(h)).chunk(2, 1)
+        gates = part[:, :2 * s] + (self.state_gates(h) if state_gates is None else state_gates)
+        z, r = torch.sigmoid(gates).chunk(2, 1)
         n = torch.tanh(part[:, 2 * s:] + self.state_candidate(r * h))
         return (1 - z) * h + z * n
 
@@ -140,16 +150,28 @@ class VisualMemoryNet(nn.Module):
             raise ValueError(f"the memory reads {self.arch.motion_channels} motion map(s), got {motion.shape[1]}")
         if self.arch.deep and s32 is None:
             raise ValueError("this memory reads the encoder's stride-32 features: give s32")
+        return torch.cat([self.appearance(s8, s16, s32), self.motion_input(motion, s8.shape[-2:])], 1)
+
+    def appearance(self, s8: torch.Tensor, s16: torch.Tensor, s32: torch.Tensor | None = None) -> torch.Tensor:
+        """The GRU input's first `arch.appearance` channels: the encoder's features reduced at stride 8."""
         h, w = s8.shape[-2:]
         parts = [s8, F.interpolate(s16, size=(h, w), mode="bilinear", align_corners=False)]
         if self.arch.deep:
+            if s32 is None:
+                raise ValueError("this memory reads the encoder's stride-32 features: give s32")
             if s32.shape[-2] * 4 < h or s32.shape[-1] * 4 < w:
                 raise ValueError(f"stride-32 features {tuple(s32.shape[-2:])} do not cover stride 8's {(h, w)}")
             parts.append(F.interpolate(s32, scale_factor=4.0, mode="bilinear", align_corners=False)[..., :h, :w])
         app = self.reduce(torch.cat(parts, 1))
         if self.training and self.arch.dropout > 0:
             app = F.dropout2d(app, self.arch.dropout)
-        return torch.cat([app, F.interpolate(motion, size=s8.shape[-2:], mode="area")], 1)
+        return app
+
+    def motion_input(self, motion: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """The GRU input's last channels: the motion maps area-resized to the stride-8 `size`."""
+        if motion.shape[1] != self.arch.motion_channels:
+            raise ValueError(f"the memory reads {self.arch.motion_channels} motion map(s), got {motion.shape[1]}")
+        return F.interpolate(motion, size=tuple(size), mode="area")
 
     def step(self, x: torch.Tensor, h: torch.Tensor | None, fine: tuple[torch.Tensor, torch.Tensor] | None = None
              ) -> tuple[torch.Tensor, torch.Tensor]:

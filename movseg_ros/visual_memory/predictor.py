@@ -47,6 +47,16 @@ class MemoryInput:
     motion: torch.Tensor  # (1, motion_channels, h4', w4')
 
 
+@dataclass
+class PreparedStep:
+    """A frame's memory work done before its motion is known (OnlineMemory.prepare)."""
+
+    part: torch.Tensor  # (1, 3 * state, h8, w8): the GRU's input part of the appearance channels, biases included
+    state_gates: torch.Tensor | None  # the gates' part of the state it was prepared on (None: a zero state)
+    state: torch.Tensor | None  # that state
+    s4: torch.Tensor  # the encoder's stride-4 features (the fine decoder's)
+
+
 class OnlineMemory:
     """One GRU step a frame; `reset` forgets (a new stream). Inputs and state live on `device`."""
 
@@ -82,6 +92,35 @@ class OnlineMemory:
                 salient = F.interpolate(salient, size=moving.shape[-2:], mode="bilinear", align_corners=False)
             moving = torch.cat([moving, salient], 1)
         return MemoryInput(self.net.inputs(s8, s16, moving, taps[3] if len(taps) > 3 else None), s4, moving)
+
+    @torch.no_grad()
+    def prepare(self, taps: tuple[torch.Tensor, ...]) -> PreparedStep:
+        """The next step's work that needs no motion, from the frame's encoder features: the GRU's input part of
+        the appearance channels and its gates' state part (`step_prepared` then finishes it once the motion
+        maps exist; a caller that waits for motion waits for that rest alone). Not for a memory that reads a
+        saliency map."""
+        if self.net.arch.saliency:
+            raise ValueError("a memory that reads a saliency map takes its inputs whole (input_from)")
+        app = self.net.appearance(taps[1], taps[2], taps[3] if len(taps) > 3 else None)
+        gru = self.net.gru
+        return PreparedStep(gru.channel_part(app, 0, bias=True),
+                            None if self.state is None else gru.state_gates(self.state), self.state, taps[0])
+
+    @torch.no_grad()
+    def step_prepared(self, prepared: PreparedStep, motion: np.ndarray) -> np.ndarray:
+        """`step` on a prepared frame and its motion maps, as (h4, w4) or (C, h4, w4) in `input_from`: the same
+        logits, up to float rounding. The memory must not have stepped since `prepare`."""
+        if prepared.state is not self.state:
+            raise RuntimeError("the memory stepped between prepare and step_prepared")
+        maps = np.asarray(motion, np.float32)
+        moving = torch.from_numpy(maps if maps.ndim == 3 else maps[None])[None].to(self.device)
+        net = self.net
+        rest = net.gru.channel_part(net.motion_input(moving, prepared.part.shape[-2:]), net.arch.appearance, bias=False)
+        self.state = net.gru.recur(prepared.part + rest, self.state, prepared.state_gates)
+        logits = net.online_head(self.state)
+        if net.fine is not None:
+            logits = net.fine(logits, self.state, prepared.s4, moving)
+        return logits[0, 0].cpu().numpy()
 
     @torch.no_grad()
     def step(self, frame: MemoryInput) -> np.ndarray:
