@@ -55,7 +55,8 @@ def test_the_memory_map_of_each_frame_is_averaged_into_it(tmp_path: Path) -> Non
     frames = make_scene(SCENE).frames
     base = dict(appearance="none", refine_radius=0)
     sure_files = _files(tmp_path, 8.0)
-    plain = _moving_area(GeometricSegmenter(GeometricConfig(mpnet_weights=sure_files["mpnet_weights"], **base)), frames)
+    plain = _moving_area(GeometricSegmenter(GeometricConfig(memory_net="none", mpnet_weights=sure_files["mpnet_weights"],
+                                                            **base)), frames)
     sure = GeometricSegmenter(GeometricConfig(memory_net="visual_memory", **sure_files, **base))
     everywhere = _moving_area(sure, frames)
     nowhere = _moving_area(GeometricSegmenter(GeometricConfig(memory_net="visual_memory", **_files(tmp_path, -8.0),

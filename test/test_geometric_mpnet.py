@@ -49,7 +49,7 @@ def _moving_area(config: GeometricConfig, frames: list[np.ndarray]) -> list[floa
 
 def test_mpnet_evidence_adds_to_the_residual_and_never_removes_it(tmp_path: Path) -> None:
     scene = make_scene(SCENE)
-    base = dict(appearance="none", refine_radius=0)
+    base = dict(appearance="none", refine_radius=0, memory_net="none")  # MP-Net's evidence alone, without the memory
     plain = _moving_area(GeometricConfig(motion_net="none", **base), scene.frames)
     silent = _moving_area(GeometricConfig(mpnet_weights=str(_mpnet_file(tmp_path / "no.pt", -20.0)), **base),
                           scene.frames)
@@ -70,14 +70,15 @@ def test_the_network_reads_the_pipelines_own_residual_at_its_width(tmp_path: Pat
         return real(self, flow, residual)
 
     monkeypatch.setattr(MotionPredictor, "__call__", spy)
-    config = GeometricConfig(appearance="none", mpnet_weights=str(_mpnet_file(tmp_path / "r.pt", None)), mpnet_width=128)
+    config = GeometricConfig(appearance="none", memory_net="none", mpnet_weights=str(_mpnet_file(tmp_path / "r.pt", None)),
+                             mpnet_width=128)
     seg = GeometricSegmenter(config)
     buf = ClipBuffer(4)
     for t, img in enumerate(scene.frames[:3]):
         buf.push(Frame(img, t * 33_000_000, "cam", t))
         seg.process(buf)
     assert calls == [((96, 128, 2), (96, 128, 2))] * 2  # frames 1 and 2, at 128 px wide, with the residual
-    tiny = GeometricSegmenter(GeometricConfig(appearance="none", work_width=64,
+    tiny = GeometricSegmenter(GeometricConfig(appearance="none", memory_net="none", work_width=64,
                                               mpnet_weights=str(_mpnet_file(tmp_path / "r.pt", None))))
     buf = ClipBuffer(4)
     for t, img in enumerate(np.ascontiguousarray(img[:60]) for img in scene.frames[:3]):  # work frames 64x12

@@ -170,7 +170,7 @@ def test_the_geometric_column_runs_the_given_config(tiny_stemseg, tmp_path) -> N
     config = Path(__file__).resolve().parent.parent / "config"
     shipped = report_configs(StemSegReportSettings(weights=tiny_stemseg))["geometric"]
     given = report_configs(StemSegReportSettings(weights=tiny_stemseg,
-                                                 geometric_config=config / "geometric_memory.yaml"))["geometric"]
-    assert shipped.geometric.memory_net == "none" and given.geometric.memory_net == "visual_memory"
+                                                 geometric_config=config / "geometric_no_memory.yaml"))["geometric"]
+    assert shipped.geometric.memory_net == "visual_memory" and given.geometric.memory_net == "none"
     with pytest.raises(ReportError, match="not geometric"):
         report_configs(StemSegReportSettings(weights=tiny_stemseg, geometric_config=config / "visual_memory.yaml"))

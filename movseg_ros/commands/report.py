@@ -96,7 +96,7 @@ def _add_stemseg(p: argparse.ArgumentParser) -> None:
                         "--weights, eager and --device still hold (e.g. config/stem_seg_several_movers.yaml)")
     p.add_argument("--geometric-config", type=Path,
                    help="pipeline YAML the geometric column runs with (default: the shipped defaults; e.g. "
-                        "config/geometric_memory.yaml)")
+                        "config/geometric_no_memory.yaml)")
     _add_davis(p)
     p.add_argument("--width", type=int, default=640, help="speed part: frame width (default 640)")
     p.add_argument("--height", type=int, default=480, help="speed part: frame height (default 480)")

@@ -73,7 +73,7 @@ class GeometricConfig:
     mpnet_width: int = 256  # MP-Net reads the flow at this width (aspect kept)
     refine: str = "none"  # none | learned (a small network trained on DAVIS-2016 train corrects the fused map)
     refine_weights: str = ""  # refinement network file; "" = the shipped models/refine_geometric.pt
-    memory_net: str = "none"  # none | visual_memory: the visual memory's map of the frame (its ConvGRU over ImageNet appearance and this pipeline's MP-Net map and residual, in a worker thread beside it) averaged into the final map; needs motion_net: mpnet
+    memory_net: str = "visual_memory"  # none | visual_memory: the visual memory's map of the frame (its ConvGRU over ImageNet appearance and this pipeline's MP-Net map and residual, in a worker thread beside it) averaged into the final map; needs motion_net: mpnet
     memory_weights: str = ""  # the memory's file for memory_net; "" = the shipped models/visual_memory_movers.pt (trained
     #   on DAVIS-2016 train and synthetic streams of several movers: the visual_memory pipeline's own file knows one)
     memory_keep: float = 0.9  # with memory_net: pixels this pipeline is at least this sure of keep its probability, the rest take the mean with the memory's (> 1: the mean everywhere); chosen on DAVIS-2016 train
@@ -107,10 +107,11 @@ class GeometricConfig:
             raise ValueError(f"geometric.memory_net '{self.memory_net}' is not one of {', '.join(MEMORY_NETS)}")
         if not 0.0 <= self.memory_keep <= 2.0:
             raise ValueError(f"geometric.memory_keep must be in [0, 2], got {self.memory_keep}")
-        if self.memory_net != "none" and self.motion_net != "mpnet":
-            raise ValueError(f"geometric.memory_net '{self.memory_net}' reads MP-Net's map: it needs motion_net: mpnet")
         if self.motion_net not in MOTION_NETS:
             raise ValueError(f"geometric.motion_net '{self.motion_net}' is not one of {', '.join(MOTION_NETS)}")
+        if self.memory_net != "none" and self.motion_net != "mpnet":
+            raise ValueError(f"geometric.memory_net '{self.memory_net}' reads MP-Net's map: it needs motion_net: mpnet "
+                             "(or set memory_net: none too)")
         if not 64 <= self.mpnet_width <= 1920:
             raise ValueError(f"geometric.mpnet_width must be in [64, 1920], got {self.mpnet_width}")
         if self.appearance not in APPEARANCES:
