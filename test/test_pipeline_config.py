@@ -114,6 +114,7 @@ def test_frames_too_small_for_the_pipeline_are_refused_by_name(size) -> None:
 def test_the_smallest_usable_frames_pass() -> None:
     from movseg_ros.pipeline import size_problem
 
+    width = PipelineConfig().geometric.work_width
     assert size_problem(16, 16, PipelineConfig()) is None
-    assert size_problem(16, 424, PipelineConfig()) is None
-    assert size_problem(17, 449, PipelineConfig()) is None
+    assert size_problem(16, width, PipelineConfig()) is None
+    assert size_problem(17, width + width // 16, PipelineConfig()) is None  # 16 px high at the work width
