@@ -146,10 +146,6 @@ class VisualMemoryNet(nn.Module):
         """The GRU's input at stride 8: reduced appearance and the motion maps (N, motion_channels, any size,
         area-resized). A deep memory reads `s32` too: its cells from the window's top-left (a crop starts on a
         stride-32 cell), upsampled 4x and cut to the stride-8 size."""
-        if motion.shape[1] != self.arch.motion_channels:
-            raise ValueError(f"the memory reads {self.arch.motion_channels} motion map(s), got {motion.shape[1]}")
-        if self.arch.deep and s32 is None:
-            raise ValueError("this memory reads the encoder's stride-32 features: give s32")
         return torch.cat([self.appearance(s8, s16, s32), self.motion_input(motion, s8.shape[-2:])], 1)
 
     def appearance(self, s8: torch.Tensor, s16: torch.Tensor, s32: torch.Tensor | None = None) -> torch.Tensor:

@@ -84,14 +84,18 @@ class OnlineMemory:
         """As `input`, from the frame's encoder features (`self.features.tensors`, computed ahead by a caller that
         overlaps them with other work)."""
         s4, s8, s16 = taps[:3]
-        maps = np.asarray(motion, np.float32)
-        moving = torch.from_numpy(maps if maps.ndim == 3 else maps[None])[None].to(self.device)
+        moving = self._motion_tensor(motion)
         if self.saliency is not None:
             salient = torch.sigmoid(self.saliency.decode((s4, s8, s16)))
             if salient.shape[-2:] != moving.shape[-2:]:
                 salient = F.interpolate(salient, size=moving.shape[-2:], mode="bilinear", align_corners=False)
             moving = torch.cat([moving, salient], 1)
         return MemoryInput(self.net.inputs(s8, s16, moving, taps[3] if len(taps) > 3 else None), s4, moving)
+
+    def _motion_tensor(self, motion: np.ndarray) -> torch.Tensor:
+        """Motion maps (h4, w4) or (C, h4, w4) as a (1, C, h4, w4) float tensor on the device."""
+        maps = np.asarray(motion, np.float32)
+        return torch.from_numpy(maps if maps.ndim == 3 else maps[None])[None].to(self.device)
 
     @torch.no_grad()
     def prepare(self, taps: tuple[torch.Tensor, ...]) -> PreparedStep:
@@ -112,8 +116,7 @@ class OnlineMemory:
         logits, up to float rounding. The memory must not have stepped since `prepare`."""
         if prepared.state is not self.state:
             raise RuntimeError("the memory stepped between prepare and step_prepared")
-        maps = np.asarray(motion, np.float32)
-        moving = torch.from_numpy(maps if maps.ndim == 3 else maps[None])[None].to(self.device)
+        moving = self._motion_tensor(motion)
         net = self.net
         rest = net.gru.channel_part(net.motion_input(moving, prepared.part.shape[-2:]), net.arch.appearance, bias=False)
         self.state = net.gru.recur(prepared.part + rest, self.state, prepared.state_gates)
