@@ -146,8 +146,7 @@ class Pipeline:
 
     def __init__(self, config: PipelineConfig = PipelineConfig()) -> None:
         self.config = config
-        self.buffer = ClipBuffer(config.buffer_length, max_stamp_jump_ns=round(config.max_stamp_jump * 1e9),
-                                 thumb_width=work_width(config))
+        self.buffer = self._new_buffer()
         self.segmenter = make_segmenter(config)
         tracking = config.tracker_config()
         self.tracker: Tracker | IdentityTracker = (IdentityTracker(tracking) if self.segmenter.identities
@@ -156,6 +155,31 @@ class Pipeline:
         self.gaps = GapDetector(config.gap_factor)
         self.last_gap: StreamGap | None = None  # the frames missing just before the latest frame, if any
         self.geometry = Track3DEstimator()
+
+    def _new_buffer(self) -> ClipBuffer:
+        c = self.config
+        return ClipBuffer(c.buffer_length, max_stamp_jump_ns=round(c.max_stamp_jump * 1e9), thumb_width=work_width(c))
+
+    def warm_up(self, width: int, height: int) -> int:
+        """Segment a short built-in stream of this size and forget it, so the work done once per image size (traced
+        and frozen networks, compiled flow) happens now and not on a camera's first frame. Afterwards the pipeline
+        is as after reset(): call it between streams. Never tracked, so no track id is used. Returns the frames."""
+        from movseg_ros.scene import SceneConfig, make_scene  # only when asked for
+
+        problem = size_problem(height, width, self.config)
+        if problem is not None:
+            raise FrameSizeError(f"warm-up at {width}x{height}: {problem}")
+        count = self.segmenter.latency_frames + 2  # a near-online segmenter's first clip, or an online one's pair
+        scene = make_scene(SceneConfig(width=width, height=height, frames=count))
+        buffer = self._new_buffer()
+        self.reset()
+        try:
+            for i, image in enumerate(scene.frames):
+                buffer.push(Frame(image, round(i * 1e9 / 30), "warm_up", i))
+                self.segmenter.process(buffer)
+        finally:
+            self.reset()
+        return count
 
     @property
     def name(self) -> str:

@@ -102,6 +102,10 @@ def test_dotted_overrides_reach_the_nested_configs(rclpy_session) -> None:
     ({"stem_seg__clip_length": 4, "stem_seg__clip_overlap": 4}, "stem_seg.clip_overlap", "[0, clip_length=4)"),
     ({"max_input_pixels": 100}, "max_input_pixels", "[256, 1073741824]"),
     ({"max_stamp_jump": 0.0}, "max_stamp_jump", "(0, 1e6]"),
+    ({"warmup_size": [640, 10]}, "warmup_size", "at least 32"),
+    ({"warmup_size": [640, 480, 3]}, "warmup_size", "[width, height]"),
+    ({"warmup_size": [640, 0]}, "warmup_size", "[0, 0] (none)"),
+    ({"warmup_size": [640, 480], "max_input_pixels": 1000}, "warmup_size", "within max_input_pixels (1000)"),
 ])
 def test_bad_values_name_the_parameter_and_what_is_allowed(rclpy_session, overrides, name, words) -> None:
     with pytest.raises(ParameterError) as err:
@@ -138,3 +142,9 @@ def test_a_weights_file_error_names_the_parameter_that_chose_the_file(config, pa
 def test_max_input_pixels_defaults_to_4096_squared(rclpy_session) -> None:
     settings, _ = settings_with()
     assert settings.max_input_pixels == 4096 * 4096
+
+
+def test_warmup_size_defaults_to_vga_and_zero_turns_it_off(rclpy_session) -> None:
+    assert settings_with()[0].warmup_size == (640, 480)
+    assert settings_with(warmup_size=[0, 0])[0].warmup_size == (0, 0)
+    assert settings_with(warmup_size=[1280, 720])[0].warmup_size == (1280, 720)

@@ -23,6 +23,8 @@ from movseg_ros.pipeline import PIPELINES, PipelineConfig
 
 DEFAULT_MAX_INPUT_PIXELS = 4096 * 4096
 DEFAULT_CAMERA_FROM_SENSOR_RPY = (0.0, -90.0, 90.0)  # a REP-103 body frame (x forward, z up) to the optical frame
+DEFAULT_WARMUP_SIZE = (640, 480)  # the common camera size: its first frame is then answered at once
+WARMUP_MIN_SIDE = 32
 Value = Union[bool, int, float, str, list]
 RELIABILITIES = ("best_effort", "reliable")
 # parameters every rclpy node may receive without declaring them here
@@ -91,6 +93,7 @@ class NodeSettings:
     imu_enabled: bool = False
     odom_enabled: bool = False
     camera_from_sensor_rpy: tuple[float, float, float] = DEFAULT_CAMERA_FROM_SENSOR_RPY
+    warmup_size: tuple[int, int] = DEFAULT_WARMUP_SIZE
 
     @property
     def camera_info_needed(self) -> bool:
@@ -129,6 +132,10 @@ def node_specs() -> list[ParamSpec]:
         ParamSpec("camera_from_sensor_rpy", list(DEFAULT_CAMERA_FROM_SENSOR_RPY),
                   "Rotation (roll, pitch, yaw degrees, fixed axes x-y-z as tf2) from the IMU/odometry frame to the "
                   "camera's optical frame; the default suits a body frame x forward, y left, z up."),
+        ParamSpec("warmup_size", list(DEFAULT_WARMUP_SIZE),
+                  "Width and height of a short built-in stream the pipeline segments while configuring, so the "
+                  "camera's first frame does not wait for its networks' per-size set-up (about 1 s on 2 cores); "
+                  "[0, 0] = none. Another camera size is set up on its first frame, as without it."),
         ParamSpec("max_input_pixels", DEFAULT_MAX_INPUT_PIXELS,
                   "Largest input image (width*height) accepted; larger ones are refused as bad before decoding.",
                   int_range=(256, 1 << 30)),
@@ -244,6 +251,7 @@ def read_settings(node: Node) -> NodeSettings:
         imu_enabled=bool(values["imu.enabled"]),
         odom_enabled=bool(values["odom.enabled"]),
         camera_from_sensor_rpy=_rpy(values["camera_from_sensor_rpy"]),
+        warmup_size=_warmup_size(values["warmup_size"], int(values["max_input_pixels"])),
     )
 
 
@@ -278,6 +286,18 @@ def _rpy(value: Value) -> tuple[float, float, float]:
         raise ParameterError("camera_from_sensor_rpy", f"must be three doubles (roll, pitch, yaw degrees, each "
                                                        f"within +-360), got {value!r}")
     return (float(value[0]), float(value[1]), float(value[2]))
+
+
+def _warmup_size(value: Value, max_pixels: int) -> tuple[int, int]:
+    """warmup_size as (width, height): [0, 0], or two integers of at least WARMUP_MIN_SIDE within max_input_pixels."""
+    ok = (isinstance(value, (list, tuple)) and len(value) == 2
+          and all(isinstance(v, int) and not isinstance(v, bool) for v in value))
+    if ok and tuple(value) != (0, 0):
+        ok = min(value) >= WARMUP_MIN_SIDE and value[0] * value[1] <= max_pixels
+    if not ok:
+        raise ParameterError("warmup_size", f"must be [0, 0] (none) or [width, height], integers of at least "
+                                            f"{WARMUP_MIN_SIDE} within max_input_pixels ({max_pixels}), got {value!r}")
+    return (int(value[0]), int(value[1]))
 
 
 def _blame(message: str, tree: dict[str, Any]) -> str:

@@ -150,6 +150,7 @@ class SegmentNode(LifecycleNode):
         if self._configure_error is not None:
             self.get_logger().error(f"cannot configure: {self._configure_error}")
             return TransitionCallbackReturn.FAILURE
+        self._warm_up()
         self.queue = DropOldestQueue(self.settings.queue_size)
         self._index = 0
         self._last_seq = None
@@ -159,6 +160,21 @@ class SegmentNode(LifecycleNode):
         self.get_logger().info(f"configured: pipeline '{self.pipeline.name}' on {self.pipeline.device}; "
                                f"queue {self.settings.queue_size}")
         return TransitionCallbackReturn.SUCCESS
+
+    def _warm_up(self) -> None:
+        """The pipeline's per-size set-up on a built-in stream of warmup_size, before any camera frame; a failure
+        is logged and left to the first frame (which then does the set-up, or fails as that frame)."""
+        width, height = self.settings.warmup_size
+        if width == 0:
+            return
+        start = time.monotonic()
+        try:
+            frames = self.pipeline.warm_up(width, height)
+        except Exception as e:  # noqa: BLE001 - the node still runs; the camera's frames show what is wrong
+            self._log("warm_up").warning(f"warm-up at {width}x{height} failed: {type(e).__name__}: "
+                                         f"{printable(e, LOG_TEXT_LIMIT)}")
+            return
+        self.get_logger().info(f"warmed up at {width}x{height} ({frames} frames, {time.monotonic() - start:.1f} s)")
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Subscribe the inputs: frames flow from now on."""

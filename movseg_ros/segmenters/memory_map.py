@@ -43,9 +43,10 @@ class ConcurrentMemoryMap:
 
     def start(self, rgb: np.ndarray) -> None:
         """The frame's appearance pass, in the worker (after the previous frame's step: it is one stream)."""
-        self._features = self._pool.submit(self._appearance, resize_to_width(rgb, self.work_width))
+        self._features = self._pool.submit(self._appearance, rgb)
 
-    def _appearance(self, small: np.ndarray):
+    def _appearance(self, rgb: np.ndarray):
+        small = resize_to_width(rgb, self.work_width)  # here, off the pipeline's thread
         with torch_threads(THREADS):
             taps = self.memory.features.tensors(small)
         salient = None
