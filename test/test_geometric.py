@@ -68,7 +68,8 @@ def segment(images: list[np.ndarray], config: GeometricConfig = GeometricConfig(
 @pytest.mark.parametrize(
     "kwargs, word",
     [({"work_width": 32}, "work_width"), ({"work_width": 4000}, "work_width"),
-     ({"flow_preset": "slow"}, "preset"), ({"memory": 1.0}, "memory"), ({"memory": -0.1}, "memory")],
+     ({"flow_preset": "slow"}, "preset"), ({"memory": 1.0}, "memory"), ({"memory": -0.1}, "memory"),
+     ({"fb_flow_refinement": -2}, "fb_flow_refinement"), ({"fb_flow_refinement": 21}, "fb_flow_refinement")],
 )
 def test_bad_config_is_rejected(kwargs: dict, word: str) -> None:
     with pytest.raises(ValueError, match=word):
@@ -78,6 +79,26 @@ def test_bad_config_is_rejected(kwargs: dict, word: str) -> None:
 def test_segmenter_declares_itself_online_on_cpu() -> None:
     seg = GeometricSegmenter()
     assert (seg.name, seg.latency_frames, seg.device) == ("geometric", 0, "cpu")
+
+
+def test_the_checks_backward_flow_has_its_own_refinement_setting(world: np.ndarray) -> None:
+    """fb_flow_refinement sets the backward flow's DIS refinement passes (the forward flow keeps the preset's),
+    and the check reads that flow: its failures change with the setting."""
+    images, _ = square_clip(world, 4)
+    failures = {}
+    for passes in (0, -1):
+        seg = GeometricSegmenter(GeometricConfig(fb_flow_refinement=passes, appearance="none", memory_net="none",
+                                                 motion_net="none"))
+        buf = ClipBuffer(4)
+        for t, img in enumerate(images):
+            buf.push(frame(img, t))
+            seg.process(buf)
+        pixels = W * H
+        forward, backward = seg.flow._for_pixels(pixels), seg.back_flow._for_pixels(pixels)
+        preset = forward.getVariationalRefinementIterations()
+        assert backward.getVariationalRefinementIterations() == (preset if passes == -1 else passes)
+        failures[passes] = seg.last_maps.fb_fail
+    assert not np.array_equal(failures[0], failures[-1])
 
 
 # --- camera motion only ------------------------------------------------------------------------

@@ -53,8 +53,9 @@ class GeometricConfig:
     refine_radius: int = 8  # guided-filter radius (work pixels) that snaps masks to image edges; 0 = off
     refine_eps: float = 0.002  # guided-filter regulariser (image in [0, 1])
     refine_subsample: int = 2  # on work images of >= 90,000 px, the guided filter's coefficients are fitted this much smaller (fast form); 1 = exact
-    fb_check: float = 0.3  # forward-backward flow disagreement (px) above which a pixel has no evidence; 0 = off
+    fb_check: float = 0.5  # forward-backward flow disagreement (px) above which a pixel has no evidence; 0 = off (0.3 before the backward flow lost its refinement)
     fb_relative: float = 0.05  # ... plus this fraction of the flow magnitude
+    fb_flow_refinement: int = 0  # DIS variational refinement passes of the check's backward flow (-1: the preset's); 0 saves ~40 % of that flow's time, held-aside J 0.662 -> 0.661
     colour_weight: float = 1.0  # weight of the colour model against motion evidence; 0 = off
     colour_memory: float = 0.7  # how much of last frame's colour histograms is kept
     colour_reach: int = 24  # colour may add foreground only this close (work pixels) to motion
@@ -81,7 +82,7 @@ class GeometricConfig:
     def __post_init__(self) -> None:
         if not 64 <= self.work_width <= 1920:
             raise ValueError(f"work_width must be in [64, 1920], got {self.work_width}")
-        DISFlowConfig(preset=self.flow_preset)
+        DISFlowConfig(preset=self.flow_preset, variational_refinement_iters=self.fb_flow_refinement)
         if self.flow_method not in FLOW_METHODS:
             raise ValueError(f"geometric.flow_method '{self.flow_method}' is not one of {', '.join(FLOW_METHODS)}")
         if self.flow_method == "raft":
@@ -101,6 +102,9 @@ class GeometricConfig:
             value = getattr(self, name)
             if not low <= value <= high:
                 raise ValueError(f"geometric.{name} must be in [{low}, {high}], got {value}")
+        if not -1 <= self.fb_flow_refinement <= 20:
+            raise ValueError(f"geometric.fb_flow_refinement must be in [-1, 20] (-1: the preset's), "
+                             f"got {self.fb_flow_refinement}")
         if self.refine not in REFINES:
             raise ValueError(f"geometric.refine '{self.refine}' is not one of {', '.join(REFINES)}")
         if self.memory_net not in MEMORY_NETS:
@@ -146,6 +150,8 @@ class GeometricSegmenter:
             raise RuntimeError("geometric.refine_radius > 0 needs OpenCV's contrib module ximgproc "
                                "(pip: opencv-contrib-python-headless); install it or set refine_radius: 0")
         self.flow = DISFlow(DISFlowConfig(preset=config.flow_preset, scale=1.0))
+        self.back_flow = DISFlow(DISFlowConfig(preset=config.flow_preset, scale=1.0,
+                                               variational_refinement_iters=config.fb_flow_refinement))
         self.raft = None  # RaftFlow when flow_method is raft: flow from the RGB work-resolution images
         if config.flow_method == "raft":
             from movseg_ros.learned_flow.raft import RaftFlow, RaftFlowConfig  # torch only when asked for
@@ -219,7 +225,7 @@ class GeometricSegmenter:
         fb_fail = np.zeros((h, w), bool)
         if self.config.fb_check > 0:
             with timed(self.clock, "flow"):
-                back = self._flow(prev, grey, prev_rgb, small_rgb)  # previous -> current
+                back = self._flow(prev, grey, prev_rgb, small_rgb, backward=True)  # previous -> current
             fb_fail = ~self._consistent(flow, cv2.remap(back, map_x, map_y, cv2.INTER_LINEAR))
         # pixels whose flow is not to be trusted about the camera: last frame's objects, and flow that fails
         # the forward-backward check (water, sky, occlusions); they neither vote for it nor set the spread
@@ -287,11 +293,13 @@ class GeometricSegmenter:
         return FusionSettings(c.saliency_threshold, c.saliency_touch, c.saliency_trim, c.min_area * shape[0] * shape[1],
                               c.saliency_reach)
 
-    def _flow(self, grey_a: np.ndarray, grey_b: np.ndarray, rgb_a: np.ndarray, rgb_b: np.ndarray | None) -> np.ndarray:
-        """Flow a -> b at the work resolution: RAFT on the RGB images when configured, else DIS on grey."""
+    def _flow(self, grey_a: np.ndarray, grey_b: np.ndarray, rgb_a: np.ndarray, rgb_b: np.ndarray | None,
+              backward: bool = False) -> np.ndarray:
+        """Flow a -> b at the work resolution: RAFT on the RGB images when configured, else DIS on grey (the
+        check's `backward` flow with its own refinement setting)."""
         if self.raft is not None and rgb_b is not None:
             return self.raft(rgb_a, rgb_b)
-        return self.flow.flow_grey(grey_a, grey_b)
+        return (self.back_flow if backward else self.flow).flow_grey(grey_a, grey_b)
 
     def _evidence(self, residual: np.ndarray, known: np.ndarray | None, prior: bool = False
                   ) -> tuple[np.ndarray, np.ndarray]:
