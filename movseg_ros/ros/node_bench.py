@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -55,6 +56,7 @@ class BenchResult:
     output_rate: float = 0.0
     latency_ms: dict[str, float] = field(default_factory=dict)
     rss_mb: dict[str, float] = field(default_factory=dict)
+    cpu: dict[str, float] = field(default_factory=dict)  # the node's CPU while streaming: cores busy, ms an output
     node_diagnostics: dict[str, str] = field(default_factory=dict)
     node_exit_code: int | None = None
     latencies: list[float] = field(default_factory=list)
@@ -72,6 +74,14 @@ def rss_summary(samples: list[tuple[float, float]]) -> dict[str, float]:
     return {"start": float(mb[0]), "end": float(mb[-1]), "max": float(mb.max()), "slope_second_half_mb_per_min": slope}
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far, all its threads."""
+    import psutil
+
+    t = psutil.Process(pid).cpu_times()
+    return t.user + t.system
+
+
 def stream(args: argparse.Namespace, node: Any, result: BenchResult) -> None:
     """Publish the scene at the rate for the duration, collecting outputs and RSS."""
     from movseg_ros.ros.node_session import SENSOR, StreamClient
@@ -87,6 +97,7 @@ def stream(args: argparse.Namespace, node: Any, result: BenchResult) -> None:
         sampler.start()
         period = 1.0 / args.rate
         n = int(round(args.duration * args.rate))
+        cpu0 = cpu_seconds(node.pid)
         t0 = time.monotonic()
         for i in range(n):
             stamp = time.time_ns()
@@ -98,6 +109,7 @@ def stream(args: argparse.Namespace, node: Any, result: BenchResult) -> None:
             time.sleep(max(0.0, t0 + (i + 1) * period - time.monotonic()))
             if not node.alive():
                 raise RuntimeError(f"the node exited with code {node.proc.returncode} during the run")
+        streamed, used = time.monotonic() - t0, cpu_seconds(node.pid) - cpu0
         time.sleep(2.0)  # the last outputs
         sampler.stop()
         with client.lock:
@@ -113,6 +125,8 @@ def stream(args: argparse.Namespace, node: Any, result: BenchResult) -> None:
             p = np.percentile(lat, [50, 95, 99])
             result.latency_ms = {"p50": float(p[0]), "p95": float(p[1]), "p99": float(p[2]),
                                  "mean": float(np.mean(lat)), "max": float(np.max(lat))}
+        result.cpu = {"cores": used / streamed, "machine_cores": float(os.cpu_count() or 0),
+                      "ms_per_output": used * 1e3 / len(lat) if lat else float("nan")}
         result.latencies = lat
         result.rss_samples = sampler.samples
         result.rss_mb = rss_summary(sampler.samples)
@@ -134,6 +148,9 @@ def report(r: BenchResult) -> str:
         lines.append(f"  node: received {diag.get('frames received')}  processed {diag.get('frames processed')}  "
                      f"dropped {diag.get('frames dropped')}  bad {diag.get('frames bad')}  "
                      f"latency p50 {diag.get('output latency p50 (ms)')} ms (arrival->publish)")
+    if r.cpu:
+        lines.append(f"  node CPU              {r.cpu['cores']:.2f} cores busy of {r.cpu['machine_cores']:.0f} "
+                     f"(publisher and node share them), {r.cpu['ms_per_output']:.1f} ms an output")
     if rss:
         lines.append(f"  node RSS   start {rss['start']:.1f} MB   end {rss['end']:.1f} MB   max {rss['max']:.1f} MB   "
                      f"slope (2nd half) {rss['slope_second_half_mb_per_min']:+.2f} MB/min")
