@@ -42,11 +42,12 @@ def write_clip(root: Path, name: str, seed: int) -> None:
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """The data set (3 clips), a base config (work width 160, residual_k 1.0) and a one-setting space."""
+    """The data set (3 clips), a base config (motion only at work width 160, residual_k 1.0) and a one-setting space."""
     root = tmp_path_factory.mktemp("tune")
     for k, name in enumerate(CLIPS):
         write_clip(root / "data", name, seed=k)
-    (root / "base.yaml").write_text(f"geometric: {{work_width: 160, residual_k: {BASE_K}}}\n")
+    (root / "base.yaml").write_text(f"geometric: {{work_width: 160, residual_k: {BASE_K}, appearance: none, "
+                                    "motion_net: none, memory_net: none}\n")  # motion alone: the threshold decides
     (root / "space.yaml").write_text(SPACE)
     return {"data": root / "data", "base": root / "base.yaml", "space": root / "space.yaml", "root": root}
 

@@ -1,10 +1,10 @@
 """What the node counts and times, and its /diagnostics status built from that.
 
 Counters are cumulative since start so that, once the queue is empty,
-received == processed + dropped + bad + failed + skipped (paused by ~/enable). Rates and latencies cover a recent window; the
-camera latency (clock minus header stamp) only from stamps that are plausible, the rest counted. The output latency
-is per frame, from its arrival to the publication of its own output: for a near-online pipeline it includes the
-frames it waited for (or the silence before a flush).
+received == processed + dropped + bad + failed + skipped (paused by ~/enable, or over max_rate). Rates and latencies
+cover a recent window; the camera latency (clock minus header stamp) only from stamps that are plausible, the rest
+counted. The output latency is per frame, from its arrival to the publication of its own output: for a near-online
+pipeline it includes the frames it waited for (or the silence before a flush).
 """
 
 from __future__ import annotations

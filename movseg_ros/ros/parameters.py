@@ -84,6 +84,7 @@ class NodeSettings:
     depth: int = 5
     use_compressed: bool = False
     publish_overlay: bool = True
+    max_rate: float = 0.0
     diagnostics_period: float = 1.0
     max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS
     autostart: bool = True
@@ -139,6 +140,9 @@ def node_specs() -> list[ParamSpec]:
         ParamSpec("max_input_pixels", DEFAULT_MAX_INPUT_PIXELS,
                   "Largest input image (width*height) accepted; larger ones are refused as bad before decoding.",
                   int_range=(256, 1 << 30)),
+        ParamSpec("max_rate", 0.0, "Most frames a second segmented, by header stamps (a 30 Hz camera at 15: every "
+                  "other frame); the others are counted as skipped, not dropped. 0 = every frame.",
+                  float_range=(0.0, 1000.0), read_only=False),
         ParamSpec("publish_overlay", True,
                   "Publish /movseg/overlay (built only while someone subscribes).", read_only=False),
         ParamSpec("diagnostics_period", 1.0, "Seconds between /diagnostics messages.",
@@ -242,6 +246,7 @@ def read_settings(node: Node) -> NodeSettings:
         depth=int(values["qos.depth"]),
         use_compressed=bool(values["use_compressed"]),
         publish_overlay=bool(values["publish_overlay"]),
+        max_rate=float(values["max_rate"]),
         diagnostics_period=float(values["diagnostics_period"]),
         max_input_pixels=int(values["max_input_pixels"]),
         autostart=bool(values["autostart"]),

@@ -45,6 +45,7 @@ from movseg_ros.overlay import draw_overlay
 from movseg_ros.pipeline import Pipeline
 from movseg_ros.ros.admission import AdmissionLimits, admit
 from movseg_ros.ros.drop_queue import DropOldestQueue
+from movseg_ros.ros.rate_gate import RateGate
 from movseg_ros.ros.outputs_3d import TrackMarkers, moving_points_cloud
 from movseg_ros.ros.robot_inputs import DepthPairing, RotationSource
 from movseg_ros.ros.image_codec import (BadImage, decode_compressed, decode_image, encode_image,
@@ -103,6 +104,7 @@ class SegmentNode(LifecycleNode):
         self._subscriptions_in: list = []
         self._enabled = True
         self._publish_overlay = self.settings.publish_overlay
+        self._rate_gate = RateGate(self.settings.max_rate)
         self._arrivals: dict[int, float] = {}
         self._index = 0
         self._loggers: dict[str, RcutilsLogger] = {}
@@ -245,6 +247,9 @@ class SegmentNode(LifecycleNode):
         except BadImage as e:
             self._bad(e)
             return
+        if not self._rate_gate.admit(stamp_ns_of(msg.header)):
+            self.stats.on_skipped()  # max_rate: not a drop, so no gap before the next frame
+            return
         self._admitted += 1
         self.queue.put((msg, arrival, self._admitted))
 
@@ -258,6 +263,8 @@ class SegmentNode(LifecycleNode):
         for p in params:
             if p.name == "publish_overlay":
                 self._publish_overlay = bool(p.value)
+            elif p.name == "max_rate":
+                self._rate_gate.set_rate(float(p.value))
             elif p.name == "diagnostics_period":
                 self._diag_timer.cancel()
                 self.destroy_timer(self._diag_timer)
