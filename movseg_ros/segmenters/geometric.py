@@ -50,7 +50,7 @@ class GeometricConfig:
     memory: float = 0.45  # weight of the flow-warped previous probability map (chosen with motion_net: mpnet)
     min_area: float = 0.002  # smallest instance, as a fraction of the image
     split_min_px: float = 4.0  # a region splits when its residual motions form clusters this far apart (work px); 0 = off
-    refine_radius: int = 8  # guided-filter radius (work pixels) that snaps masks to image edges; 0 = off
+    refine_radius: int = 5  # guided-filter radius (work pixels) that snaps masks to image edges; 0 = off (8 before the memory: with it, 3-6 score best held aside and on synthetic validation)
     refine_eps: float = 0.002  # guided-filter regulariser (image in [0, 1])
     refine_subsample: int = 2  # on work images of >= 90,000 px, the guided filter's coefficients are fitted this much smaller (fast form); 1 = exact
     fb_check: float = 0.5  # forward-backward flow disagreement (px) above which a pixel has no evidence; 0 = off (0.3 before the backward flow lost its refinement)
