@@ -45,8 +45,8 @@ from movseg_ros.overlay import draw_overlay
 from movseg_ros.pipeline import Pipeline
 from movseg_ros.ros.admission import AdmissionLimits, admit
 from movseg_ros.ros.drop_queue import DropOldestQueue
-from movseg_ros.ros.rate_gate import RateGate
 from movseg_ros.ros.outputs_3d import TrackMarkers, moving_points_cloud
+from movseg_ros.ros.rate_gate import RateGate
 from movseg_ros.ros.robot_inputs import DepthPairing, RotationSource
 from movseg_ros.ros.image_codec import (BadImage, decode_compressed, decode_image, encode_image,
                                         encode_label_map, header_of, stamp_ns_of)
