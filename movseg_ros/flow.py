@@ -18,7 +18,7 @@ DIS_PRESETS = {
 # refinement passes (not 5) on images of at least SPARSE_MIN_PIXELS: there it has medium's DAVIS-2016 train J
 # in the geometric pipeline at about half medium's time. On smaller images (where medium is cheap anyway)
 # the sparser patches lose small objects, so it is medium there (README, "How the geometric pipeline works").
-SPARSE_MIN_PIXELS = 90_000  # the default work images: 424x318 (4:3) has 134,832 pixels, 424x238 (16:9) 100,912
+SPARSE_MIN_PIXELS = 90_000  # the default work images: 400x300 (4:3) has 120,000 pixels, 400x225 (16:9) exactly 90,000
 DIS_MIN_SIDE = 32  # OpenCV's DIS crashes the process (segfault) on some images with a side under this: 31x640, 15x400
 DIS_OVERRIDES: dict[str, dict[str, int]] = {
     "balanced": {"PatchStride": 4, "VariationalRefinementIterations": 2},
