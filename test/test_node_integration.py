@@ -346,9 +346,11 @@ def test_burst_faster_than_the_pipeline_drops_oldest_and_accounts_for_every_fram
     assert 1 <= gaps <= dropped, f"{dropped} frames dropped, {gaps} gaps"  # each processed frame after drops is one
     assert node.alive()
     send_good(ros, next(stamps))  # still responsive
-    # the newest frames survive a full queue: the last output belongs to the end of the burst
+    # the newest frames survive a full queue: the last output belongs to the end of the burst. Best effort may lose
+    # the burst's very tail on the way (a full socket buffer drops the newest datagrams; once 17 frames in a CI run),
+    # so "the end" is its last quarter; a queue that kept the oldest instead would answer only frames near its start
     last = max(s for s in burst if s in ros.got.instances)
-    assert burst.index(last) >= len(burst) - 10
+    assert burst.index(last) >= 3 * len(burst) // 4
 
 
 @pytest.mark.timeout(120)
