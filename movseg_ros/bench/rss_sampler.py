@@ -1,4 +1,5 @@
-"""A process's resident memory sampled in a thread: the memory figures of `movseg bench node` and `bench storm`."""
+"""A process's resident memory sampled in a thread (and its CPU time on request): the memory figures of `movseg bench
+node` and `bench storm`, and the node's CPU in `bench node`."""
 
 from __future__ import annotations
 
@@ -21,6 +22,11 @@ class RssSampler:
 
     def now_mb(self) -> float:
         return self._proc.memory_info().rss / 2**20
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU seconds the process has used so far, all its threads."""
+        t = self._proc.cpu_times()
+        return t.user + t.system
 
     def start(self) -> "RssSampler":
         self._t0 = time.monotonic()

@@ -74,14 +74,6 @@ def rss_summary(samples: list[tuple[float, float]]) -> dict[str, float]:
     return {"start": float(mb[0]), "end": float(mb[-1]), "max": float(mb.max()), "slope_second_half_mb_per_min": slope}
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds a process has used so far, all its threads."""
-    import psutil
-
-    t = psutil.Process(pid).cpu_times()
-    return t.user + t.system
-
-
 def stream(args: argparse.Namespace, node: Any, result: BenchResult) -> None:
     """Publish the scene at the rate for the duration, collecting outputs and RSS."""
     from movseg_ros.ros.node_session import SENSOR, StreamClient
@@ -97,7 +89,7 @@ def stream(args: argparse.Namespace, node: Any, result: BenchResult) -> None:
         sampler.start()
         period = 1.0 / args.rate
         n = int(round(args.duration * args.rate))
-        cpu0 = cpu_seconds(node.pid)
+        cpu0 = sampler.cpu_seconds()
         t0 = time.monotonic()
         for i in range(n):
             stamp = time.time_ns()
@@ -109,7 +101,7 @@ def stream(args: argparse.Namespace, node: Any, result: BenchResult) -> None:
             time.sleep(max(0.0, t0 + (i + 1) * period - time.monotonic()))
             if not node.alive():
                 raise RuntimeError(f"the node exited with code {node.proc.returncode} during the run")
-        streamed, used = time.monotonic() - t0, cpu_seconds(node.pid) - cpu0
+        streamed, used = time.monotonic() - t0, sampler.cpu_seconds() - cpu0
         time.sleep(2.0)  # the last outputs
         sampler.stop()
         with client.lock:
